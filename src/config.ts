@@ -1,0 +1,50 @@
+import { type Static, Type } from '@sinclair/typebox'
+import { envSchema } from 'env-schema'
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+type LogLevel = (typeof LOG_LEVELS)[number]
+
+/** The environment the service reads, validated once at start (CONTRACT.md, "Environment"). */
+export const ConfigSchema = Type.Object({
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  MIGRATION_DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
+  MIGRATE_ON_BOOT: Type.Boolean({ default: true }),
+  MIGRATIONS_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  LOG_LEVEL: Type.Unsafe<LogLevel>({ type: 'string', enum: LOG_LEVELS, default: 'info' }),
+  DATA_DIR: Type.String({ minLength: 1, default: '.data' }),
+  MIGRATION_LOCK_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 3000 }),
+  HEALTH_CHECK_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 2000 }),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 25_000 }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10_485_760, default: 65_536 }),
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+/** Thrown when the environment does not validate; the message names the variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/**
+ * Validates `env` against {@link ConfigSchema}. Without a DATABASE_URL the service
+ * runs an embedded PostgreSQL and may generate its own admin token; with one, an
+ * ADMIN_TOKEN is required.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  let config: Config
+  try {
+    config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+  } catch (err) {
+    const message = (err as Error).message.replace(/env\//g, '')
+    throw new ConfigError(`invalid configuration: ${message}`)
+  }
+  if (config.DATABASE_URL !== undefined && config.ADMIN_TOKEN === undefined) {
+    throw new ConfigError(
+      'invalid configuration: ADMIN_TOKEN is required when DATABASE_URL is set (admin routes need a bearer token)',
+    )
+  }
+  return config
+}

@@ -1,0 +1,67 @@
+import type { ClientBase } from 'pg'
+import { LEDGER_TABLE } from './ledger.js'
+
+/**
+ * The schema as the catalog describes it, in a form that compares with `==`:
+ * tables and their columns (type, nullability, default), constraints and
+ * indexes by definition. Column order is left out: ALTER TABLE appends, so two
+ * equal schemas can differ in it.
+ */
+export interface SchemaSnapshot {
+  columns: string[]
+  constraints: string[]
+  indexes: string[]
+}
+
+const IGNORED = [LEDGER_TABLE, 'alembic_version']
+
+export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise<SchemaSnapshot> {
+  // One after another: a pg client runs one query at a time.
+  const columns = await client.query<{ line: string }>(
+    `SELECT format('%s.%s %s%s%s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+                     CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
+                     coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')) AS line
+         FROM pg_attribute a
+         JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p')
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE c.relnamespace = current_schema()::regnamespace AND a.attnum > 0
+          AND NOT a.attisdropped AND c.relname <> ALL($1)
+        ORDER BY 1`,
+    [IGNORED],
+  )
+  const constraints = await client.query<{ line: string }>(
+    `SELECT format('%s %s %s', c.relname, k.conname, pg_get_constraintdef(k.oid)) AS line
+         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+        WHERE c.relnamespace = current_schema()::regnamespace AND c.relname <> ALL($1)
+          AND k.contype <> 'n'
+        ORDER BY 1`,
+    [IGNORED],
+  )
+  const indexes = await client.query<{ line: string }>(
+    `SELECT format('%s%s', pg_get_indexdef(i.indexrelid),
+                     CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END) AS line
+         FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+        WHERE t.relnamespace = current_schema()::regnamespace AND t.relname <> ALL($1)
+        ORDER BY 1`,
+    [IGNORED],
+  )
+  return {
+    columns: columns.rows.map((r) => r.line),
+    constraints: constraints.rows.map((r) => r.line),
+    indexes: indexes.rows.map((r) => r.line),
+  }
+}
+
+/** What differs between the schema the chain produces and the live one, one line per object. */
+export function diffSnapshots(expected: SchemaSnapshot, actual: SchemaSnapshot): string[] {
+  const out: string[] = []
+  for (const key of ['columns', 'constraints', 'indexes'] as const) {
+    const want = new Set(expected[key])
+    const have = new Set(actual[key])
+    for (const line of expected[key])
+      if (!have.has(line)) out.push(`missing ${key.slice(0, -1)}: ${line}`)
+    for (const line of actual[key])
+      if (!want.has(line)) out.push(`unexpected ${key.slice(0, -1)}: ${line}`)
+  }
+  return out
+}

@@ -1,0 +1,58 @@
+import type { RunError } from './types.js'
+
+/** Thrown when a run is asked to stop (SIGTERM) before the next migration starts. */
+export class StopRequestedError extends Error {
+  override name = 'StopRequestedError'
+  readonly code = 'STOP_REQUESTED'
+}
+
+/** SQLSTATE `lock_not_available`: a statement waited longer than `lock_timeout`. */
+export const LOCK_NOT_AVAILABLE = '55P03'
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+  '3D000', // invalid_catalog_name: the database is not there (yet)
+])
+
+/** The error a migration threw, without umzug's MigrationError wrapper. */
+export function rootCause(err: unknown): unknown {
+  let e = err
+  while (e instanceof Error && e.name === 'MigrationError' && e.cause) e = e.cause
+  return e
+}
+
+export function errorCode(err: unknown): string | null {
+  const code = (rootCause(err) as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : null
+}
+
+/** True when the error says the database cannot be reached, rather than that a migration is wrong. */
+export function isConnectionError(err: unknown): boolean {
+  const cause = rootCause(err)
+  const code = errorCode(cause)
+  if (code && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true
+  const message = cause instanceof Error ? cause.message : ''
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+    message,
+  )
+}
+
+export function toRunError(err: unknown, migration: string | null): RunError {
+  const cause = rootCause(err)
+  return {
+    migration,
+    message: cause instanceof Error ? cause.message : String(cause),
+    code: errorCode(cause),
+  }
+}

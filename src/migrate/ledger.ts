@@ -1,0 +1,94 @@
+import type { ClientBase } from 'pg'
+import type { UmzugStorage } from 'umzug'
+import type { Change, LedgerRow, Outcome } from './types.js'
+
+export const LEDGER_TABLE = 'schema_migrations'
+
+const CREATE_LEDGER = `CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
+  name text PRIMARY KEY,
+  checksum text NOT NULL,
+  outcome text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  duration_ms integer NOT NULL,
+  changes jsonb NOT NULL DEFAULT '[]',
+  applied_by text
+)`
+
+interface LedgerRecord {
+  name: string
+  checksum: string
+  outcome: Outcome
+  applied_at: Date
+  duration_ms: number
+  changes: Change[]
+  applied_by: string | null
+}
+
+const toRow = (r: LedgerRecord): LedgerRow => ({
+  name: r.name,
+  checksum: r.checksum,
+  outcome: r.outcome,
+  appliedAt: r.applied_at,
+  durationMs: r.duration_ms,
+  changes: r.changes,
+  appliedBy: r.applied_by,
+})
+
+/** Creates the ledger table if it is missing; run under the migration lock. */
+export async function ensureLedger(client: ClientBase): Promise<void> {
+  await client.query(CREATE_LEDGER)
+}
+
+/** Every ledger row in name order; an absent ledger reads as empty. */
+export async function readLedger(client: Pick<ClientBase, 'query'>): Promise<LedgerRow[]> {
+  try {
+    const { rows } = await client.query<LedgerRecord>(
+      `SELECT name, checksum, outcome, applied_at, duration_ms, changes, applied_by
+         FROM ${LEDGER_TABLE} ORDER BY name`,
+    )
+    return rows.map(toRow)
+  } catch (err) {
+    if ((err as { code?: string }).code === '42P01') return []
+    throw err
+  }
+}
+
+/** Writes a ledger row on `client`, inside the migration's own transaction. */
+export async function insertLedgerRow(
+  client: Pick<ClientBase, 'query'>,
+  row: Omit<LedgerRow, 'appliedAt'>,
+): Promise<Date> {
+  const { rows } = await client.query<{ applied_at: Date }>(
+    `INSERT INTO ${LEDGER_TABLE} (name, checksum, outcome, duration_ms, changes, applied_by)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING applied_at`,
+    [
+      row.name,
+      row.checksum,
+      row.outcome,
+      row.durationMs,
+      JSON.stringify(row.changes),
+      row.appliedBy,
+    ],
+  )
+  return rows[0]?.applied_at ?? new Date()
+}
+
+export async function deleteLedgerRow(client: Pick<ClientBase, 'query'>, name: string) {
+  await client.query(`DELETE FROM ${LEDGER_TABLE} WHERE name = $1`, [name])
+}
+
+/**
+ * umzug's storage contract on the ledger. `executed` reads it; logging is a
+ * no-op because the engine writes each row inside the migration's transaction
+ * (umzug alone would run `up()` and then log it: two commits, the window the
+ * incident fell into).
+ */
+export function ledgerStorage(client: Pick<ClientBase, 'query'>): UmzugStorage {
+  return {
+    async executed() {
+      return (await readLedger(client)).map((r) => r.name)
+    },
+    async logMigration() {},
+    async unlogMigration() {},
+  }
+}

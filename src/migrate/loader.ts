@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { readdir, readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { LoadedMigration, MigrationModule } from './types.js'
+
+/** Written by the build next to the compiled chain: checksums of the TypeScript sources. */
+export const CHECKSUM_MANIFEST = 'checksums.json'
+
+const MODULE_FILE = /^(?!.*\.d\.ts$).+\.(?:js|mjs|ts)$/
+
+/**
+ * The built-in chain: `dist/migrations` next to the compiled engine, or the
+ * TypeScript sources in `migrations/` when run from `src/` through tsx.
+ */
+export function builtInMigrationsDir(): string {
+  const compiled = fileURLToPath(new URL('../migrations/', import.meta.url))
+  if (existsSync(compiled)) return compiled
+  return fileURLToPath(new URL('../../migrations/', import.meta.url))
+}
+
+/** sha256 of a migration's source text, line endings normalised, so it is the same on every build. */
+export function sourceChecksum(source: string): string {
+  return `sha256:${createHash('sha256').update(source.replace(/\r\n/g, '\n')).digest('hex')}`
+}
+
+/** Loads every migration module of `dir` in name order. */
+export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
+  const root = resolve(dir)
+  const files = (await readdir(root)).filter((f) => MODULE_FILE.test(f)).sort()
+  const manifestPath = join(root, CHECKSUM_MANIFEST)
+  const manifest: Record<string, string> = existsSync(manifestPath)
+    ? JSON.parse(await readFile(manifestPath, 'utf8'))
+    : {}
+  const seen = new Set<string>()
+  const migrations: LoadedMigration[] = []
+  for (const file of files) {
+    const name = file.replace(/\.(?:js|mjs|ts)$/, '')
+    if (seen.has(name)) throw new Error(`migration ${name} exists twice in ${root}`)
+    seen.add(name)
+    const path = join(root, file)
+    const module = (await import(pathToFileURL(path).href)) as Partial<MigrationModule>
+    if (typeof module.up !== 'function') {
+      throw new Error(`migration ${name} does not export an up() function`)
+    }
+    const checksum = manifest[name] ?? sourceChecksum(await readFile(path, 'utf8'))
+    migrations.push({ name, path, checksum, module: module as MigrationModule })
+  }
+  return migrations
+}

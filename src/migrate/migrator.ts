@@ -1,0 +1,463 @@
+import { hostname } from 'node:os'
+import { performance } from 'node:perf_hooks'
+import pg from 'pg'
+import { Umzug } from 'umzug'
+import {
+  errorCode,
+  LOCK_NOT_AVAILABLE,
+  rootCause,
+  StopRequestedError,
+  toRunError,
+} from './errors.js'
+import {
+  deleteLedgerRow,
+  ensureLedger,
+  insertLedgerRow,
+  ledgerStorage,
+  readLedger,
+} from './ledger.js'
+import { builtInMigrationsDir, loadMigrations } from './loader.js'
+import { acquireMigrationLock, releaseMigrationLock, sleep } from './lock.js'
+import { createSchemaHelpers } from './schema-helpers.js'
+import type {
+  BlockingSession,
+  Change,
+  LedgerRow,
+  LoadedMigration,
+  LockHolder,
+  MigrationContext,
+  Outcome,
+  Query,
+  RunError,
+  RunState,
+} from './types.js'
+
+/** The subset of a pino logger the engine uses. */
+export interface MigratorLogger {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+  debug(obj: object, msg?: string): void
+}
+
+export interface MigratorOptions {
+  connectionString: string
+  /** A folder of migration modules; the built-in chain when absent. */
+  migrationsDir?: string | undefined
+  /** `lock_timeout` for every migration statement. */
+  lockTimeoutMs?: number
+  /** Attempts of one migration that hit `lock_timeout` before the run fails (the caller retries runs). */
+  maxLockAttempts?: number
+  /** How long `stop()` lets a running migration finish before cancelling it. */
+  stopGraceMs?: number
+  logger?: MigratorLogger
+  applicationName?: string
+}
+
+/** One migration as `/migrations` shows it. */
+export interface MigrationView {
+  name: string
+  status: 'applied' | 'pending' | 'running' | 'failed' | 'unknown'
+  outcome: Outcome | null
+  appliedAt: string | null
+  durationMs: number | null
+  checksum: string | null
+  checksumMatches: boolean | null
+  changes: Change[]
+}
+
+export interface RunView {
+  state: RunState
+  current: string | null
+  lastError: RunError | null
+  lockHolder: LockHolder | null
+  blockedBy: BlockingSession[]
+}
+
+const silent: MigratorLogger = { info() {}, warn() {}, error() {}, debug() {} }
+
+/**
+ * The migration engine: umzug over a PostgreSQL ledger, one advisory lock per
+ * run, each migration and its ledger row in one transaction. Knows nothing of HTTP.
+ */
+export class Migrator {
+  readonly dir: string
+  private readonly opts: Required<Omit<MigratorOptions, 'migrationsDir'>>
+  private loaded: Promise<LoadedMigration[]> | undefined
+  private run: RunView = {
+    state: 'idle',
+    current: null,
+    lastError: null,
+    lockHolder: null,
+    blockedBy: [],
+  }
+  private stopping = false
+  private readonly abort = new AbortController()
+  private active: { work: pg.Client; pid: number; done: Promise<unknown> } | undefined
+
+  constructor(options: MigratorOptions) {
+    this.dir = options.migrationsDir ?? builtInMigrationsDir()
+    this.opts = {
+      connectionString: options.connectionString,
+      lockTimeoutMs: options.lockTimeoutMs ?? 3000,
+      maxLockAttempts: options.maxLockAttempts ?? 20,
+      stopGraceMs: options.stopGraceMs ?? 10_000,
+      logger: options.logger ?? silent,
+      applicationName: options.applicationName ?? 'basketball-api',
+    }
+  }
+
+  /** The chain, loaded once. */
+  migrations(): Promise<LoadedMigration[]> {
+    this.loaded ??= loadMigrations(this.dir)
+    this.loaded.catch(() => {
+      this.loaded = undefined
+    })
+    return this.loaded
+  }
+
+  /** The run as it stands: state, current migration, last error, who we wait for. */
+  view(): RunView {
+    return { ...this.run, blockedBy: [...this.run.blockedBy] }
+  }
+
+  /** Reads the ledger on a short-lived connection. */
+  async ledger(): Promise<LedgerRow[]> {
+    return this.withClient('ledger', (client) => readLedger(client))
+  }
+
+  /** Names of the chain's migrations that the ledger does not list. */
+  async pending(rows?: LedgerRow[]): Promise<string[]> {
+    const [migrations, ledger] = await Promise.all([this.migrations(), rows ?? this.ledger()])
+    const done = new Set(ledger.map((r) => r.name))
+    return migrations.filter((m) => !done.has(m.name)).map((m) => m.name)
+  }
+
+  /** Merges the chain, the ledger and the run into the per-migration list of `/migrations`. */
+  async describe(rows: LedgerRow[]): Promise<MigrationView[]> {
+    const migrations = await this.migrations()
+    const byName = new Map(rows.map((r) => [r.name, r]))
+    const known = new Set(migrations.map((m) => m.name))
+    const views: MigrationView[] = migrations.map((m) => {
+      const row = byName.get(m.name)
+      if (row) return appliedView(row, m.checksum)
+      let status: MigrationView['status'] = 'pending'
+      if (this.run.state === 'running' && this.run.current === m.name) status = 'running'
+      else if (this.run.state === 'failed' && this.run.lastError?.migration === m.name)
+        status = 'failed'
+      return { ...appliedView(undefined, null), name: m.name, status }
+    })
+    for (const row of rows) {
+      if (!known.has(row.name)) views.push({ ...appliedView(row, null), status: 'unknown' })
+    }
+    return views.sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  /**
+   * One run: wait for the lock, apply every pending migration in name order,
+   * release. Resolves with the names applied; rejects with the first failure.
+   */
+  async up(): Promise<string[]> {
+    return this.locked(async (work, lockClient) => {
+      const migrations = await this.migrations()
+      const umzug = new Umzug({
+        migrations: migrations.map((m) => ({
+          name: m.name,
+          path: m.path,
+          up: () => this.apply(work, lockClient, m),
+        })),
+        storage: ledgerStorage(work),
+        context: {},
+        logger: undefined,
+      })
+      umzug.on('migrating', ({ name }) => {
+        this.run.current = name
+      })
+      const applied = await umzug.up()
+      return applied.map((m) => m.name)
+    })
+  }
+
+  /** Reverts the last applied migration that has a `down`, with its ledger row, in one transaction. */
+  async down(): Promise<string | null> {
+    return this.locked(async (work) => {
+      const migrations = await this.migrations()
+      const applied = new Set((await readLedger(work)).map((r) => r.name))
+      const last = migrations.filter((m) => applied.has(m.name)).at(-1)
+      if (!last) return null
+      if (typeof last.module.down !== 'function') {
+        throw new Error(`migration ${last.name} has no down(); it cannot be reverted`)
+      }
+      this.run.current = last.name
+      const changes: Change[] = []
+      const context = this.context(work, changes)
+      await work.query(`BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`)
+      try {
+        await last.module.down({ name: last.name, context })
+        await deleteLedgerRow(work, last.name)
+        await work.query('COMMIT')
+      } catch (err) {
+        await work.query('ROLLBACK').catch(() => {})
+        throw err
+      }
+      this.opts.logger.info({ migration: last.name, changes }, 'migration reverted')
+      return last.name
+    })
+  }
+
+  /**
+   * Asks a run to stop: no further migration starts and a lock wait ends. A
+   * migration in progress may finish within `stopGraceMs`; after that it is
+   * cancelled, so it rolls back. Resolves when the run has let go of the lock.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true
+    this.abort.abort()
+    const active = this.active
+    if (!active) return
+    const finished = await Promise.race([
+      active.done.then(
+        () => true,
+        () => true,
+      ),
+      sleep(this.opts.stopGraceMs).then(() => false),
+    ])
+    if (finished) return
+    this.opts.logger.warn({ pid: active.pid }, 'cancelling the running migration to shut down')
+    await this.withClient('cancel', (c) => c.query('SELECT pg_cancel_backend($1)', [active.pid]))
+    await active.done.catch(() => {})
+  }
+
+  private context(work: pg.Client, changes: Change[]): MigrationContext {
+    const query: Query = (text, values) => work.query(text, values)
+    return { query, ...createSchemaHelpers(query, changes) }
+  }
+
+  /** Runs `fn` with a work connection while holding the migration lock on a session of its own. */
+  private async locked<T>(fn: (work: pg.Client, lockClient: pg.Client) => Promise<T>): Promise<T> {
+    if (this.stopping) throw new StopRequestedError('the migrator is stopping')
+    let resolveDone: () => void = () => {}
+    const done = new Promise<void>((r) => {
+      resolveDone = r
+    })
+    let lockClient: pg.Client | undefined
+    let work: pg.Client | undefined
+    try {
+      lockClient = await this.connect('migration-lock')
+      work = await this.connect('migration')
+      const pid = (await work.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid
+      this.active = { work, pid: pid ?? 0, done }
+      this.run = { ...this.run, state: 'idle', current: null, lockHolder: null, blockedBy: [] }
+      let waitingLogged = false
+      const locked = await acquireMigrationLock(lockClient, {
+        signal: this.abort.signal,
+        onWait: (holder) => {
+          this.run.state = 'waiting-for-lock'
+          this.run.lockHolder = holder
+          if (!waitingLogged) {
+            waitingLogged = true
+            this.opts.logger.info({ holder }, 'waiting for the migration lock')
+          }
+        },
+      })
+      if (!locked) throw new StopRequestedError('stopped while waiting for the migration lock')
+      this.run = { ...this.run, state: 'running', lockHolder: null }
+      try {
+        await ensureLedger(work)
+        const result = await fn(work, lockClient)
+        this.run = { ...this.run, state: 'complete', current: null, lastError: null, blockedBy: [] }
+        return result
+      } finally {
+        await releaseMigrationLock(lockClient).catch(() => {})
+      }
+    } catch (err) {
+      const cause = rootCause(err)
+      this.run = {
+        ...this.run,
+        state: 'failed',
+        lastError: toRunError(cause, this.run.current),
+        lockHolder: null,
+      }
+      throw cause
+    } finally {
+      this.active = undefined
+      resolveDone()
+      await Promise.allSettled([lockClient?.end(), work?.end()])
+    }
+  }
+
+  /** Applies one migration, retrying the whole transaction with backoff when it hits `lock_timeout`. */
+  private async apply(work: pg.Client, lockClient: pg.Client, m: LoadedMigration): Promise<void> {
+    const pid = this.active?.pid ?? 0
+    for (let attempt = 1; ; attempt++) {
+      if (this.stopping) throw new StopRequestedError(`stopped before ${m.name}`)
+      this.run.current = m.name
+      const watchdog = this.watchBlockers(lockClient, pid)
+      try {
+        const row = await this.applyOnce(work, m)
+        this.run.blockedBy = []
+        this.opts.logger.info(
+          {
+            migration: m.name,
+            outcome: row.outcome,
+            durationMs: row.durationMs,
+            changes: row.changes,
+          },
+          'migration applied',
+        )
+        return
+      } catch (err) {
+        if (
+          errorCode(err) !== LOCK_NOT_AVAILABLE ||
+          attempt >= this.opts.maxLockAttempts ||
+          this.stopping
+        ) {
+          throw err
+        }
+        const delay = Math.min(100 * 2 ** attempt, 5000) * (0.5 + Math.random() / 2)
+        this.opts.logger.warn(
+          {
+            migration: m.name,
+            attempt,
+            retryInMs: Math.round(delay),
+            blockedBy: this.run.blockedBy,
+          },
+          'migration hit lock_timeout; retrying',
+        )
+        await sleep(delay, this.abort.signal)
+      } finally {
+        await watchdog.stop()
+      }
+    }
+  }
+
+  private async applyOnce(
+    work: pg.Client,
+    m: LoadedMigration,
+  ): Promise<Omit<LedgerRow, 'appliedAt'>> {
+    const changes: Change[] = []
+    const context = this.context(work, changes)
+    const started = performance.now()
+    const row = (): Omit<LedgerRow, 'appliedAt'> => ({
+      name: m.name,
+      checksum: m.checksum,
+      outcome: outcomeOf(changes),
+      durationMs: Math.round(performance.now() - started),
+      changes,
+      appliedBy: `${hostname()}:${process.pid}`,
+    })
+    if (m.module.transaction === false) {
+      // CREATE INDEX CONCURRENTLY and friends: each statement commits alone; the
+      // helpers repair what a killed run leaves, and the ledger row comes last.
+      await work.query(`SET lock_timeout = ${this.opts.lockTimeoutMs}`)
+      try {
+        await m.module.up({ name: m.name, context })
+        const record = row()
+        await insertLedgerRow(work, record)
+        return record
+      } finally {
+        await work.query('RESET lock_timeout').catch(() => {})
+      }
+    }
+    await work.query(`BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`)
+    try {
+      await m.module.up({ name: m.name, context })
+      const record = row()
+      await insertLedgerRow(work, record)
+      await work.query('COMMIT')
+      return record
+    } catch (err) {
+      await work.query('ROLLBACK').catch(() => {})
+      throw err
+    }
+  }
+
+  /** While a migration runs, notes the sessions that block it (pg_blocking_pids) for `/migrations` and the log. */
+  private watchBlockers(lockClient: pg.Client, pid: number) {
+    const every = Math.max(100, Math.min(1000, Math.floor(this.opts.lockTimeoutMs / 3)))
+    let inFlight: Promise<unknown> = Promise.resolve()
+    let busy = false
+    let lastPids = ''
+    const timer = setInterval(() => {
+      if (busy) return
+      busy = true
+      inFlight = lockClient
+        .query<{ pid: number; application: string; state: string | null; seconds: number | null }>(
+          `SELECT pid, application_name AS application, state,
+                  extract(epoch FROM now() - xact_start)::float8 AS seconds
+             FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids($1))`,
+          [pid],
+        )
+        .then(({ rows }) => {
+          if (rows.length === 0) return
+          this.run.blockedBy = rows.map((r) => ({
+            pid: r.pid,
+            application: r.application,
+            state: r.state,
+            transactionSeconds: r.seconds === null ? null : Math.round(r.seconds * 10) / 10,
+          }))
+          const pids = rows.map((r) => r.pid).join(',')
+          if (pids !== lastPids) {
+            lastPids = pids
+            this.opts.logger.warn(
+              { migration: this.run.current, blockedBy: this.run.blockedBy },
+              'migration is waiting for a lock held by another session',
+            )
+          }
+        })
+        .catch(() => {})
+        .finally(() => {
+          busy = false
+        })
+    }, every)
+    timer.unref()
+    return {
+      async stop() {
+        clearInterval(timer)
+        await inFlight
+      },
+    }
+  }
+
+  private async connect(role: string): Promise<pg.Client> {
+    const client = new pg.Client({
+      connectionString: this.opts.connectionString,
+      application_name: `${this.opts.applicationName}:${role}`,
+      connectionTimeoutMillis: 5000,
+    })
+    // A connection that dies while idle must not take the process down with it.
+    client.on('error', (err) => this.opts.logger.warn({ err, role }, 'migration connection error'))
+    await client.connect()
+    return client
+  }
+
+  private async withClient<T>(role: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = await this.connect(role)
+    try {
+      return await fn(client)
+    } finally {
+      await client.end().catch(() => {})
+    }
+  }
+}
+
+/** `already-present` when a migration found everything in place; `ran` when it changed something (or has nothing to find). */
+export function outcomeOf(changes: Change[]): Outcome {
+  if (changes.length === 0) return 'ran'
+  return changes.every((c) => c.action === 'exists' || c.action === 'unchanged')
+    ? 'already-present'
+    : 'ran'
+}
+
+function appliedView(row: LedgerRow | undefined, checksum: string | null): MigrationView {
+  return {
+    name: row?.name ?? '',
+    status: 'applied',
+    outcome: row?.outcome ?? null,
+    appliedAt: row ? row.appliedAt.toISOString() : null,
+    durationMs: row?.durationMs ?? null,
+    checksum: row?.checksum ?? null,
+    checksumMatches: row && checksum ? row.checksum === checksum : null,
+    changes: row?.changes ?? [],
+  }
+}
