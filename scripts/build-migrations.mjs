@@ -2,11 +2,15 @@
 // checksums.json: sha256 of each TypeScript source, so a migration's checksum
 // does not change when the compiler or its options do.
 import { createHash } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
 import ts from 'typescript'
 
 const src = new URL('../migrations/', import.meta.url)
-const out = new URL('../dist/migrations/', import.meta.url)
+// Optional argument: the build's output folder (tests build into a folder of their own).
+const out = process.argv[2]
+  ? new URL('migrations/', pathToFileURL(`${process.argv[2].replace(/\/$/, '')}/`))
+  : new URL('../dist/migrations/', import.meta.url)
 mkdirSync(out, { recursive: true })
 const checksums = {}
 for (const file of readdirSync(src)
@@ -26,5 +30,6 @@ for (const file of readdirSync(src)
   })
   writeFileSync(new URL(`${name}.js`, out), outputText)
 }
+copyFileSync(new URL('schema.snapshot.json', src), new URL('schema.snapshot.json', out))
 writeFileSync(new URL('checksums.json', out), `${JSON.stringify(checksums, null, 2)}\n`)
-console.log(`built ${Object.keys(checksums).length} migrations into dist/migrations`)
+console.log(`built ${Object.keys(checksums).length} migrations into ${out.pathname}`)

@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process'
+import { mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import type { TestProject } from 'vitest/node'
 import {
   databaseUrl,
@@ -8,12 +10,34 @@ import {
   withClient,
 } from './helpers/postgres.js'
 
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Superuser URL of the test run's PostgreSQL server. */
+    pgServerUrl: string
+    /** This run's own build of the service (`<dir>/server.js`), for tests that spawn processes. */
+    buildDir: string
+  }
+}
+
 /**
- * Builds dist/ (process tests run the real artifact), starts one PostgreSQL for
- * the run and prepares the template databases every test copies from.
+ * Builds the service into a folder of this run's own (so process tests run the
+ * real artifact of the code under test, and parallel runs don't share dist/),
+ * starts one PostgreSQL for the run, and prepares the template databases.
  */
 export default async function setup(project: TestProject) {
-  execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' })
+  const root = join(import.meta.dirname, '..')
+  const buildDir = join(root, '.test-build', `${process.pid}`)
+  mkdirSync(buildDir, { recursive: true })
+  execFileSync(
+    join(root, 'node_modules/.bin/tsc'),
+    ['-p', 'tsconfig.build.json', '--outDir', buildDir],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  )
+  execFileSync(process.execPath, ['scripts/build-migrations.mjs', buildDir], { cwd: root })
+
   const server = await startTestPostgres()
   console.log(`test PostgreSQL ${server.version} from ${server.source}`)
   await withClient(server.url, async (c) => {
@@ -24,7 +48,9 @@ export default async function setup(project: TestProject) {
   })
   await loadIncidentFixture(databaseUrl(server.url, TEMPLATES.incident))
   project.provide('pgServerUrl', server.url)
+  project.provide('buildDir', buildDir)
   return async () => {
     await server.stop()
+    rmSync(buildDir, { recursive: true, force: true })
   }
 }

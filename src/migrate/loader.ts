@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { SchemaSnapshot } from './catalog.js'
 import type { LoadedMigration, MigrationModule } from './types.js'
 
 /** Written by the build next to the compiled chain: checksums of the TypeScript sources. */
@@ -23,6 +24,14 @@ export function builtInMigrationsDir(): string {
 /** sha256 of a migration's source text, line endings normalised, so it is the same on every build. */
 export function sourceChecksum(source: string): string {
   return `sha256:${createHash('sha256').update(source.replace(/\r\n/g, '\n')).digest('hex')}`
+}
+
+/** The schema the chain produces, committed beside it; drift is measured against it. */
+export const SCHEMA_SNAPSHOT = 'schema.snapshot.json'
+
+export async function loadSchemaSnapshot(dir: string): Promise<SchemaSnapshot | null> {
+  const path = join(resolve(dir), SCHEMA_SNAPSHOT)
+  return existsSync(path) ? (JSON.parse(await readFile(path, 'utf8')) as SchemaSnapshot) : null
 }
 
 /** Loads every migration module of `dir` in name order. */

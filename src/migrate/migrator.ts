@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
 import { Umzug } from 'umzug'
+import { diffSnapshots, schemaSnapshot } from './catalog.js'
 import {
   errorCode,
   LOCK_NOT_AVAILABLE,
@@ -16,7 +17,7 @@ import {
   ledgerStorage,
   readLedger,
 } from './ledger.js'
-import { builtInMigrationsDir, loadMigrations } from './loader.js'
+import { builtInMigrationsDir, loadMigrations, loadSchemaSnapshot } from './loader.js'
 import { acquireMigrationLock, releaseMigrationLock, sleep } from './lock.js'
 import { createSchemaHelpers } from './schema-helpers.js'
 import type {
@@ -52,6 +53,23 @@ export interface MigratorOptions {
   stopGraceMs?: number
   logger?: MigratorLogger
   applicationName?: string
+}
+
+/** How the live schema compares with what the chain produces. */
+export interface DriftReport {
+  status: 'none' | 'drift' | 'unknown'
+  differences: string[]
+}
+
+/** The ledger, merged with the chain, and drift: everything `/migrations` shows that lives in the database. */
+export interface Inspection {
+  migrations: MigrationView[]
+  applied: number
+  pending: number
+  unknown: number
+  checksumMismatches: number
+  drift: DriftReport
+  inspectedAt: string
 }
 
 /** One migration as `/migrations` shows it. */
@@ -151,6 +169,35 @@ export class Migrator {
       if (!known.has(row.name)) views.push({ ...appliedView(row, null), status: 'unknown' })
     }
     return views.sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  /**
+   * Reads the ledger and the catalog once: per-migration status, unknown rows
+   * (from a newer release), checksum mismatches, and drift against the chain's
+   * committed schema snapshot (`unknown` while migrations are pending or when
+   * the chain has no snapshot).
+   */
+  async inspect(): Promise<Inspection> {
+    const expected = await loadSchemaSnapshot(this.dir)
+    return this.withClient('inspect', async (client) => {
+      const migrations = await this.describe(await readLedger(client))
+      const count = (s: MigrationView['status']) => migrations.filter((m) => m.status === s).length
+      const pending = migrations.length - count('applied') - count('unknown')
+      let drift: DriftReport = { status: 'unknown', differences: [] }
+      if (expected && pending === 0) {
+        const differences = diffSnapshots(expected, await schemaSnapshot(client))
+        drift = { status: differences.length > 0 ? 'drift' : 'none', differences }
+      }
+      return {
+        migrations,
+        applied: count('applied'),
+        pending,
+        unknown: count('unknown'),
+        checksumMismatches: migrations.filter((m) => m.checksumMatches === false).length,
+        drift,
+        inspectedAt: new Date().toISOString(),
+      }
+    })
   }
 
   /**

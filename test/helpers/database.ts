@@ -4,13 +4,6 @@ import { databaseUrl, TEMPLATES, withClient } from './postgres.js'
 
 export { TEMPLATES }
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    /** Superuser URL of the test run's PostgreSQL server. */
-    pgServerUrl: string
-  }
-}
-
 export interface TestDatabase {
   name: string
   url: string

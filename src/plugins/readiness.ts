@@ -1,0 +1,116 @@
+import fp from 'fastify-plugin'
+import pg from 'pg'
+import type { MigrationBlocker } from '../migrate/supervisor.js'
+
+export type NotReadyReason = MigrationBlocker | 'shutting-down'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    readiness: {
+      /** Null when ready; otherwise the reason `/health/ready` gives. Reads memory only. */
+      reason(): NotReadyReason | null
+      database(): { up: boolean; error: string | null; checkedAt: string | null }
+      /** Turns readiness to `shutting-down` at once (first step of a graceful stop). */
+      beginShutdown(): void
+    }
+  }
+  interface FastifyContextConfig {
+    /** Serves while the service is not ready (probes, admin status, docs). */
+    alwaysAvailable?: boolean
+  }
+}
+
+export interface ReadinessOptions {
+  connectionString: string
+  /** Period of the background `SELECT 1`; keep it below the readiness probe period. */
+  checkEveryMs: number
+}
+
+/**
+ * Readiness from memory: the supervisor's state, a background database check on
+ * a connection of its own (so a busy pool cannot fake an outage, and a probe
+ * never runs a query), and the shutdown flag. Also the gate that answers 503
+ * with Retry-After on every other route until the service is ready.
+ */
+export default fp(
+  async (app, opts: ReadinessOptions) => {
+    let shuttingDown = false
+    const db = { up: true, error: null as string | null, checkedAt: null as string | null }
+    let client: pg.Client | undefined
+    let timer: NodeJS.Timeout | undefined
+    let checking = false
+
+    const check = async () => {
+      if (checking) return
+      checking = true
+      try {
+        if (!client) {
+          const c = new pg.Client({
+            connectionString: opts.connectionString,
+            application_name: 'basketball-api:health',
+            connectionTimeoutMillis: Math.max(500, opts.checkEveryMs),
+            query_timeout: Math.max(500, opts.checkEveryMs),
+          })
+          c.on('error', () => {}) // surfaced by the next check
+          client = c
+          await c.connect()
+        }
+        await client.query('SELECT 1')
+        if (!db.up) app.log.info('database reachable again')
+        db.up = true
+        db.error = null
+      } catch (err) {
+        if (db.up) app.log.error({ err }, 'database unreachable')
+        db.up = false
+        db.error = (err as Error).message
+        const broken = client
+        client = undefined
+        await broken?.end().catch(() => {})
+      } finally {
+        db.checkedAt = new Date().toISOString()
+        checking = false
+      }
+    }
+
+    const reason = (): NotReadyReason | null => {
+      if (shuttingDown) return 'shutting-down'
+      const blocker = app.migrations.supervisor.blocker()
+      if (blocker) return blocker
+      return db.up ? null : 'database-unavailable'
+    }
+
+    app.decorate('readiness', {
+      reason,
+      database: () => ({ ...db }),
+      beginShutdown: () => {
+        shuttingDown = true
+      },
+    })
+
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.routeOptions.config.alwaysAvailable) return
+      const why = reason()
+      if (why === null) return
+      reply.header('Retry-After', why === 'shutting-down' ? '1' : '5')
+      return reply.code(503).send({
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: `the service is not ready: ${why}`,
+      })
+    })
+
+    app.addHook('onReady', async () => {
+      void check()
+      timer = setInterval(check, opts.checkEveryMs)
+      timer.unref()
+    })
+    app.addHook('preClose', async () => {
+      shuttingDown = true
+    })
+    app.addHook('onClose', async () => {
+      clearInterval(timer)
+      await client?.end().catch(() => {})
+    })
+  },
+  { name: 'readiness', dependencies: ['migrations'] },
+)

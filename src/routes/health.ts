@@ -1,0 +1,111 @@
+import { Type } from '@sinclair/typebox'
+import type { FastifyInstance } from 'fastify'
+
+const Probe = Type.Object({
+  status: Type.Union([Type.Literal('pass'), Type.Literal('fail')]),
+  reason: Type.Optional(Type.String()),
+})
+
+const Check = Type.Object(
+  {
+    status: Type.Union([Type.Literal('pass'), Type.Literal('warn'), Type.Literal('fail')]),
+    observedValue: Type.Optional(Type.Union([Type.String(), Type.Number()])),
+    output: Type.Optional(Type.String()),
+    time: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+)
+
+const HealthReport = Type.Object({
+  status: Type.Union([Type.Literal('pass'), Type.Literal('warn'), Type.Literal('fail')]),
+  checks: Type.Record(Type.String(), Type.Array(Check)),
+})
+
+const probeConfig = { alwaysAvailable: true }
+
+/**
+ * Probes: `/health/live` and `/health/ready` answer from memory (no query per
+ * call, `Cache-Control: no-store`, HEAD too); `/health` adds details, with error
+ * texts only for the admin.
+ */
+export default async function healthRoutes(app: FastifyInstance) {
+  app.get(
+    '/health/live',
+    { config: probeConfig, schema: { hide: true, response: { 200: Probe } } },
+    async (_request, reply) => {
+      reply.header('Cache-Control', 'no-store')
+      return { status: 'pass' as const }
+    },
+  )
+
+  app.get(
+    '/health/ready',
+    { config: probeConfig, schema: { hide: true, response: { 200: Probe, 503: Probe } } },
+    async (_request, reply) => {
+      reply.header('Cache-Control', 'no-store')
+      const reason = app.readiness.reason()
+      if (reason === null) return { status: 'pass' as const }
+      return reply.code(503).send({ status: 'fail' as const, reason })
+    },
+  )
+
+  app.get(
+    '/health',
+    {
+      config: probeConfig,
+      schema: { hide: true, response: { 200: HealthReport, 503: HealthReport } },
+    },
+    async (request, reply) => {
+      const admin = app.isAdmin(request)
+      const reason = app.readiness.reason()
+      const db = app.readiness.database()
+      const { lastError } = app.migrations.supervisor.status()
+      const inspection = app.migrations.lastInspection()
+      const checks: Record<string, Array<Record<string, unknown>>> = {
+        'migrations:state': [
+          {
+            status: reason === null || reason === 'database-unavailable' ? 'pass' : 'fail',
+            observedValue: app.migrations.supervisor.blocker() ?? 'complete',
+            ...(admin && lastError
+              ? { output: `${lastError.code ?? ''} ${lastError.message}`.trim() }
+              : {}),
+          },
+        ],
+        'database:connection': [
+          {
+            status: db.up ? 'pass' : 'fail',
+            ...(db.checkedAt ? { time: db.checkedAt } : {}),
+            ...(admin && db.error ? { output: db.error } : {}),
+          },
+        ],
+      }
+      if (inspection) {
+        checks['migrations:unknown'] = [
+          { status: inspection.unknown > 0 ? 'warn' : 'pass', observedValue: inspection.unknown },
+        ]
+        checks['migrations:drift'] = [
+          {
+            status: inspection.drift.status === 'drift' ? 'warn' : 'pass',
+            observedValue: inspection.drift.status,
+            ...(admin && inspection.drift.differences.length > 0
+              ? { output: inspection.drift.differences.join('; ') }
+              : {}),
+          },
+        ]
+        checks['migrations:checksum'] = [
+          {
+            status: inspection.checksumMismatches > 0 ? 'warn' : 'pass',
+            observedValue: inspection.checksumMismatches,
+          },
+        ]
+      }
+      const statuses = Object.values(checks).flatMap((list) => list.map((c) => c.status))
+      const status = reason !== null ? 'fail' : statuses.includes('warn') ? 'warn' : 'pass'
+      reply
+        .code(status === 'fail' ? 503 : 200)
+        .header('Cache-Control', 'no-store')
+        .type('application/health+json')
+      return { status, checks }
+    },
+  )
+}

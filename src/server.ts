@@ -1,0 +1,71 @@
+import closeWithGrace from 'close-with-grace'
+import pino from 'pino'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+import type { EmbeddedDatabase } from './embedded.js'
+
+/** Production entry: configuration, logger, embedded database, listen, graceful stop. */
+async function main() {
+  let config: ReturnType<typeof loadConfig>
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`basketball-api: ${err.message}\n`)
+      process.exit(1)
+    }
+    throw err
+  }
+  const logger = pino({
+    level: config.LOG_LEVEL,
+    redact: {
+      paths: ['req.headers.authorization', '*.password', '*.connectionString'],
+      censor: '[redacted]',
+    },
+  })
+
+  let embedded: EmbeddedDatabase | undefined
+  let databaseUrl = config.DATABASE_URL
+  let adminToken = config.ADMIN_TOKEN
+  if (databaseUrl === undefined) {
+    const { startEmbeddedDatabase } = await import('./embedded.js')
+    embedded = await startEmbeddedDatabase(config.DATA_DIR, logger)
+    databaseUrl = embedded.url
+    if (adminToken === undefined) {
+      adminToken = embedded.adminToken
+      // Local development only: the token lives in DATA_DIR/secrets.json and is shown once per start.
+      logger.info(
+        { adminToken },
+        'embedded database: generated admin token (also in .data/secrets.json)',
+      )
+    }
+  }
+  if (adminToken === undefined) throw new ConfigError('ADMIN_TOKEN is required')
+  if (adminToken.length < 16) logger.warn('ADMIN_TOKEN is shorter than 16 characters')
+
+  const app = await buildApp({
+    config,
+    databaseUrl,
+    migrationDatabaseUrl: config.MIGRATION_DATABASE_URL,
+    adminToken,
+    logger,
+  })
+
+  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'stopping after an uncaught error')
+    else logger.info({ signal }, 'shutting down: draining requests')
+    app.readiness.beginShutdown()
+    await app.close()
+    await embedded?.stop()
+    logger.info('stopped')
+  })
+
+  await app.listen({ port: config.PORT, host: config.HOST })
+}
+
+main().catch((err) => {
+  process.stderr.write(
+    `basketball-api: failed to start: ${err instanceof Error ? err.message : String(err)}\n`,
+  )
+  process.exit(1)
+})

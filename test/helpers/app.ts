@@ -1,0 +1,56 @@
+import { type App, buildApp } from '../../src/app.js'
+import { type Config, loadConfig } from '../../src/config.js'
+import { createTestDatabase, type TestDatabase } from './database.js'
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789'
+export const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` }
+
+export interface TestApp {
+  app: App
+  db: TestDatabase
+  /** Closes the app, then drops its database. */
+  close(): Promise<void>
+}
+
+/**
+ * Builds the app on a database of its own (a copy of the empty or the incident
+ * template), lets it migrate, and waits until it is ready. Use `inject`.
+ */
+export async function buildTestApp(
+  options: {
+    template?: 'empty' | 'incident'
+    env?: Record<string, string>
+    /** Wait for readiness (default true). */
+    waitReady?: boolean
+  } = {},
+): Promise<TestApp> {
+  const db = await createTestDatabase(options.template ?? 'incident')
+  const config: Config = loadConfig({
+    DATABASE_URL: db.url,
+    ADMIN_TOKEN: ADMIN_TOKEN,
+    LOG_LEVEL: 'silent',
+    HEALTH_CHECK_INTERVAL_MS: '200',
+    ...options.env,
+  })
+  const app = await buildApp({
+    config,
+    databaseUrl: db.url,
+    adminToken: ADMIN_TOKEN,
+    logger: false,
+  })
+  await app.ready()
+  if (options.waitReady !== false) {
+    await app.migrations.supervisor.settled()
+    if (app.readiness.reason() !== null) {
+      throw new Error(`app not ready: ${app.readiness.reason()}`)
+    }
+  }
+  return {
+    app,
+    db,
+    close: async () => {
+      await app.close()
+      await db.drop()
+    },
+  }
+}

@@ -1,0 +1,92 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { inject } from 'vitest'
+import { freePort } from './postgres.js'
+
+export interface ServiceProcess {
+  child: ChildProcess
+  port: number
+  base: string
+  /** Every log line so far, parsed from pino's JSON (non-JSON lines as `{ msg }`). */
+  logs: Array<Record<string, unknown>>
+  stderr(): string
+  /** Resolves with the exit code (or signal) once the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Polls GET path until `accept(status, body)` or the timeout. */
+  waitFor(
+    path: string,
+    accept: (status: number, body: unknown) => boolean,
+    timeoutMs?: number,
+  ): Promise<void>
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+/** Starts `node <this run's build>/server.js` as a real process on a free port. */
+export async function startService(env: Record<string, string>): Promise<ServiceProcess> {
+  const port = await freePort()
+  const child = spawn(process.execPath, [join(inject('buildDir'), 'server.js')], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+      HEALTH_CHECK_INTERVAL_MS: '250',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const logs: Array<Record<string, unknown>> = []
+  let err = ''
+  let buffer = ''
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    buffer += chunk
+    let nl = buffer.indexOf('\n')
+    while (nl >= 0) {
+      const line = buffer.slice(0, nl)
+      buffer = buffer.slice(nl + 1)
+      try {
+        logs.push(JSON.parse(line))
+      } catch {
+        logs.push({ msg: line })
+      }
+      nl = buffer.indexOf('\n')
+    }
+  })
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    err += chunk
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  )
+  const base = `http://127.0.0.1:${port}`
+  const service: ServiceProcess = {
+    child,
+    port,
+    base,
+    logs,
+    stderr: () => err,
+    exited,
+    async waitFor(path, accept, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs
+      let last = 'no answer'
+      while (Date.now() < deadline) {
+        if (child.exitCode !== null) throw new Error(`service exited (${child.exitCode}): ${err}`)
+        try {
+          const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(2000) })
+          const body = await res.json().catch(() => null)
+          last = `${res.status} ${JSON.stringify(body)}`
+          if (accept(res.status, body)) return
+        } catch (e) {
+          last = String(e)
+        }
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      throw new Error(`timed out waiting for ${path}; last answer: ${last}`)
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      return exited
+    },
+  }
+  return service
+}

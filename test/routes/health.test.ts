@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
+
+describe('probes and /migrations on a migrated incident database', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({ template: 'incident' })
+  })
+  afterAll(() => t?.close())
+
+  it('liveness and readiness pass, with no-store, also for HEAD', async () => {
+    for (const url of ['/health/live', '/health/ready']) {
+      const res = await t.app.inject({ url })
+      expect(res.statusCode).toBe(200)
+      expect(res.json()).toEqual({ status: 'pass' })
+      expect(res.headers['cache-control']).toBe('no-store')
+      const head = await t.app.inject({ method: 'HEAD', url })
+      expect(head.statusCode).toBe(200)
+    }
+  })
+
+  it('/health is application/health+json; error details only for the admin', async () => {
+    const res = await t.app.inject({ url: '/health' })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toMatch(/^application\/health\+json/)
+    const body = res.json()
+    expect(body.status).toBe('pass')
+    expect(body.checks['database:connection'][0].status).toBe('pass')
+  })
+
+  it('/migrations shows every migration with its outcome and changes', async () => {
+    const res = await t.app.inject({ url: '/migrations', headers: AUTH })
+    expect(res.statusCode).toBe(200)
+    const body = res.json()
+    expect(body).toMatchObject({ state: 'complete', applied: 23, pending: 0, current: null, lastError: null })
+    expect(body.drift).toEqual({ status: 'none', differences: [] })
+    const m020 = body.migrations.find((m: { name: string }) => m.name === '020_custom_notes')
+    expect(m020).toMatchObject({
+      status: 'applied',
+      outcome: 'already-present',
+      checksumMatches: true,
+      changes: [{ object: 'players.custom_notes', action: 'exists' }],
+    })
+    expect(m020.checksum).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(new Date(m020.appliedAt).getTime()).not.toBeNaN()
+  })
+
+  it.each([
+    ['no header', {}],
+    ['a wrong token', { authorization: 'Bearer nope' }],
+    ['a token with a suffix', { authorization: `${AUTH.authorization}x` }],
+    ['basic auth', { authorization: 'Basic dGVzdDp0ZXN0' }],
+  ])('/migrations refuses %s with 401 and learns nothing', async (_what, headers) => {
+    const res = await t.app.inject({ url: '/migrations', headers })
+    expect(res.statusCode).toBe(401)
+    expect(res.json()).toEqual({
+      statusCode: 401,
+      error: 'Unauthorized',
+      message: 'a valid admin bearer token is required',
+      code: 'UNAUTHORIZED',
+    })
+  })
+})
