@@ -32,7 +32,13 @@ describe('probes and /migrations on a migrated incident database', () => {
     const res = await t.app.inject({ url: '/migrations', headers: AUTH })
     expect(res.statusCode).toBe(200)
     const body = res.json()
-    expect(body).toMatchObject({ state: 'complete', applied: 23, pending: 0, current: null, lastError: null })
+    expect(body).toMatchObject({
+      state: 'complete',
+      applied: 23,
+      pending: 0,
+      current: null,
+      lastError: null,
+    })
     expect(body.drift).toEqual({ status: 'none', differences: [] })
     const m020 = body.migrations.find((m: { name: string }) => m.name === '020_custom_notes')
     expect(m020).toMatchObject({
