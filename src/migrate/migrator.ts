@@ -203,8 +203,9 @@ export class Migrator {
   /**
    * One run: wait for the lock, apply every pending migration in name order,
    * release. Resolves with the names applied; rejects with the first failure.
+   * `to` stops after that migration (tests, and the CLI's partial runs).
    */
-  async up(): Promise<string[]> {
+  async up(options: { to?: string } = {}): Promise<string[]> {
     return this.locked(async (work, lockClient) => {
       const migrations = await this.migrations()
       const umzug = new Umzug({
@@ -220,7 +221,7 @@ export class Migrator {
       umzug.on('migrating', ({ name }) => {
         this.run.current = name
       })
-      const applied = await umzug.up()
+      const applied = await umzug.up(options.to ? { to: options.to } : {})
       return applied.map((m) => m.name)
     })
   }
