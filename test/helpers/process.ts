@@ -12,12 +12,15 @@ export interface ServiceProcess {
   stderr(): string
   /** Resolves with the exit code (or signal) once the process has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  /** Polls GET path until `accept(status, body)` or the timeout. */
+  /** Polls GET path (with `headers`) until `accept(status, body)`; resolves with that body. */
   waitFor(
     path: string,
-    accept: (status: number, body: unknown) => boolean,
+    // biome-ignore lint/suspicious/noExplicitAny: response bodies are whatever JSON the route sends
+    accept: (status: number, body: any) => boolean,
     timeoutMs?: number,
-  ): Promise<void>
+    headers?: Record<string, string>,
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+  ): Promise<any>
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
@@ -66,16 +69,16 @@ export async function startService(env: Record<string, string>): Promise<Service
     logs,
     stderr: () => err,
     exited,
-    async waitFor(path, accept, timeoutMs = 30_000) {
+    async waitFor(path, accept, timeoutMs = 30_000, headers = {}) {
       const deadline = Date.now() + timeoutMs
       let last = 'no answer'
       while (Date.now() < deadline) {
         if (child.exitCode !== null) throw new Error(`service exited (${child.exitCode}): ${err}`)
         try {
-          const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(2000) })
+          const res = await fetch(`${base}${path}`, { headers, signal: AbortSignal.timeout(2000) })
           const body = await res.json().catch(() => null)
           last = `${res.status} ${JSON.stringify(body)}`
-          if (accept(res.status, body)) return
+          if (accept(res.status, body)) return body
         } catch (e) {
           last = String(e)
         }

@@ -1,0 +1,142 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { ADMIN_TOKEN, AUTH } from '../helpers/app.js'
+import { writeChain } from '../helpers/chains.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { withClient } from '../helpers/postgres.js'
+import { type ServiceProcess, startService } from '../helpers/process.js'
+
+const services: ServiceProcess[] = []
+const databases: TestDatabase[] = []
+afterEach(async () => {
+  await Promise.all(services.splice(0).map((s) => s.stop('SIGKILL')))
+  await Promise.all(databases.splice(0).map((d) => d.drop()))
+})
+
+async function boot(env: Record<string, string>) {
+  const db = await createTestDatabase('empty')
+  databases.push(db)
+  const service = await startService({ DATABASE_URL: db.url, ADMIN_TOKEN, ...env })
+  services.push(service)
+  return { db, service }
+}
+
+const getJson = async (url: string, headers: Record<string, string> = {}) => {
+  const res = await fetch(url, { headers })
+  return {
+    status: res.status,
+    body: (await res.json()) as Record<string, unknown> & { [k: string]: any },
+  }
+}
+
+describe('a slow migration', () => {
+  it('keeps readiness at 503 migrating and names itself in /migrations while it runs, then 200', async () => {
+    const dir = await writeChain({
+      '001_first': "await context.ensureTable('first_table', { columns: { id: 'integer' } })",
+      '002_slow': "await context.query('SELECT pg_sleep(2.5)')",
+      '003_after': "await context.ensureTable('after_table', { columns: { id: 'integer' } })",
+    })
+    const { service } = await boot({ MIGRATIONS_DIR: dir })
+    const during = await service.waitFor(
+      '/migrations',
+      (s, b) => s === 200 && b.current === '002_slow',
+      30_000,
+      AUTH,
+    )
+    expect(during.state).toBe('running')
+    const status = (name: string) =>
+      during.migrations.find((m: { name: string }) => m.name === name).status
+    expect([status('001_first'), status('002_slow'), status('003_after')]).toEqual([
+      'applied',
+      'running',
+      'pending',
+    ])
+    const ready = await getJson(`${service.base}/health/ready`)
+    expect(ready).toEqual({ status: 503, body: { status: 'fail', reason: 'migrating' } })
+    // Liveness answers while the chain runs: the server listened first.
+    expect((await fetch(`${service.base}/health/live`)).status).toBe(200)
+
+    await service.waitFor('/health/ready', (s) => s === 200)
+    const after = await getJson(`${service.base}/migrations`, AUTH)
+    expect(after.body).toMatchObject({ state: 'complete', applied: 3, pending: 0, current: null })
+  })
+})
+
+describe('a failing migration', () => {
+  it('keeps the process alive and not ready, shows the SQLSTATE, and leaves nothing of it behind', async () => {
+    const dir = await writeChain({
+      '001_ok': "await context.ensureTable('ok_table', { columns: { id: 'integer' } })",
+      '002_broken': [
+        "await context.ensureTable('half_table', { columns: { id: 'integer' } })",
+        "await context.query('INSERT INTO no_such_table VALUES (1)')",
+      ].join('\n'),
+      '003_never': "await context.ensureTable('never_table', { columns: { id: 'integer' } })",
+    })
+    const { db, service } = await boot({ MIGRATIONS_DIR: dir })
+    await service.waitFor(
+      '/health/ready',
+      (s, b) => s === 503 && (b as { reason: string }).reason === 'migration-failed',
+    )
+    const report = await getJson(`${service.base}/migrations`, AUTH)
+    expect(report.body.state).toBe('failed')
+    expect(report.body.lastError).toMatchObject({ migration: '002_broken', code: '42P01' })
+    expect(report.body.lastError.message).toMatch(/no_such_table/)
+    const statuses = Object.fromEntries(
+      report.body.migrations.map((m: { name: string; status: string }) => [m.name, m.status]),
+    )
+    expect(statuses).toEqual({
+      '001_ok': 'applied',
+      '002_broken': 'failed',
+      '003_never': 'pending',
+    })
+
+    // Error texts are for the admin only.
+    const anonymous = await getJson(`${service.base}/health`)
+    expect(anonymous.status).toBe(503)
+    expect(JSON.stringify(anonymous.body)).not.toMatch(/no_such_table|42P01/)
+    const admin = await getJson(`${service.base}/health`, AUTH)
+    expect(JSON.stringify(admin.body)).toMatch(/42P01/)
+
+    await withClient(db.url, async (c) => {
+      const ledger = await c.query('SELECT name FROM schema_migrations ORDER BY name')
+      expect(ledger.rows).toEqual([{ name: '001_ok' }])
+      const tables = await c.query(
+        "SELECT relname FROM pg_class WHERE relname IN ('ok_table', 'half_table', 'never_table')",
+      )
+      expect(tables.rows).toEqual([{ relname: 'ok_table' }])
+    })
+    // Still alive after the retry backoff has started: no crash loop.
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(service.child.exitCode).toBeNull()
+    expect((await fetch(`${service.base}/health/live`)).status).toBe(200)
+    expect(service.logs.some((l) => l.msg === 'migration failed; will retry')).toBe(true)
+  })
+})
+
+describe('six processes booting together on one empty database', () => {
+  it('run each migration exactly once and all become ready', async () => {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const six = await Promise.all(
+      Array.from({ length: 6 }, () => startService({ DATABASE_URL: db.url, ADMIN_TOKEN })),
+    )
+    services.push(...six)
+    await Promise.all(
+      six.map((s) => s.waitFor('/health/ready', (status) => status === 200, 60_000)),
+    )
+
+    const applied = six.flatMap((s) => s.logs.filter((l) => l.msg === 'migration applied'))
+    const names = applied.map((l) => l.migration as string).sort()
+    expect(names).toHaveLength(23)
+    expect(new Set(names).size).toBe(23)
+    const ledger = await withClient(db.url, (c) =>
+      c.query<{ name: string; applied_by: string }>(
+        'SELECT name, applied_by FROM schema_migrations',
+      ),
+    )
+    expect(ledger.rows).toHaveLength(23)
+    for (const s of six) {
+      const report = await getJson(`${s.base}/migrations`, AUTH)
+      expect(report.body).toMatchObject({ state: 'complete', applied: 23, pending: 0 })
+    }
+  })
+})
