@@ -25,7 +25,12 @@ async function allRows(client: pg.Client): Promise<Map<string, Row[]>> {
   )
   const out = new Map<string, Row[]>()
   for (const { t } of tables.rows) {
-    out.set(t, (await client.query<{ j: Row }>(`SELECT to_jsonb(x) AS j FROM "${t}" x`)).rows.map((r) => r.j))
+    out.set(
+      t,
+      (await client.query<{ j: Row }>(`SELECT to_jsonb(x) AS j FROM "${t}" x`)).rows.map(
+        (r) => r.j,
+      ),
+    )
   }
   return out
 }
@@ -73,26 +78,31 @@ afterAll(async () => {
 })
 
 describe('each migration, step by step on an empty database', () => {
-  it.each(names)('%s: run again after its ledger row is lost ends in the same state', async (name) => {
-    const db = await database('empty')
-    const migrator = new Migrator({ connectionString: db.url })
-    expect(await migrator.up({ to: name })).toEqual(names.slice(0, names.indexOf(name) + 1))
-    const [schema, rows] = await withClient(db.url, async (c) => [
-      await schemaSnapshot(c),
-      await allRows(c),
-    ] as const)
+  it.each(names)(
+    '%s: run again after its ledger row is lost ends in the same state',
+    async (name) => {
+      const db = await database('empty')
+      const migrator = new Migrator({ connectionString: db.url })
+      expect(await migrator.up({ to: name })).toEqual(names.slice(0, names.indexOf(name) + 1))
+      const [schema, rows] = await withClient(
+        db.url,
+        async (c) => [await schemaSnapshot(c), await allRows(c)] as const,
+      )
 
-    await withClient(db.url, (c) => c.query('DELETE FROM schema_migrations WHERE name = $1', [name]))
-    expect(await new Migrator({ connectionString: db.url }).up({ to: name })).toEqual([name])
+      await withClient(db.url, (c) =>
+        c.query('DELETE FROM schema_migrations WHERE name = $1', [name]),
+      )
+      expect(await new Migrator({ connectionString: db.url }).up({ to: name })).toEqual([name])
 
-    await withClient(db.url, async (c) => {
-      expect(await schemaSnapshot(c)).toEqual(schema)
-      expectNoRowLost(rows, await allRows(c))
-    })
-    const row = (await ledgerOf(db.url)).find((r) => r.name === name)
-    // Found everything in place; only a migration with nothing to find (022) says `ran`.
-    expect(row?.outcome).toBe(row?.changes.length === 0 ? 'ran' : 'already-present')
-  })
+      await withClient(db.url, async (c) => {
+        expect(await schemaSnapshot(c)).toEqual(schema)
+        expectNoRowLost(rows, await allRows(c))
+      })
+      const row = (await ledgerOf(db.url)).find((r) => r.name === name)
+      // Found everything in place; only a migration with nothing to find (022) says `ran`.
+      expect(row?.outcome).toBe(row?.changes.length === 0 ? 'ran' : 'already-present')
+    },
+  )
 })
 
 describe('each migration, run again on the fully migrated incident database', () => {
@@ -104,7 +114,9 @@ describe('each migration, run again on the fully migrated incident database', ()
 
   it.each(names)('%s: finds everything in place and loses nothing', async (name) => {
     const before = await withClient(db.url, allRows)
-    await withClient(db.url, (c) => c.query('DELETE FROM schema_migrations WHERE name = $1', [name]))
+    await withClient(db.url, (c) =>
+      c.query('DELETE FROM schema_migrations WHERE name = $1', [name]),
+    )
     const migrator = new Migrator({ connectionString: db.url })
     expect(await migrator.up()).toEqual([name])
     await withClient(db.url, async (c) => {
@@ -130,7 +142,8 @@ function mixes(): Mix[] {
   for (const m019 of ['absent', 'half', 'full'] as const)
     for (const m020 of [false, true])
       for (const m021 of [false, true])
-        for (const m023 of m019 === 'absent' ? [false] : [false, true]) out.push({ m019, m020, m021, m023 })
+        for (const m023 of m019 === 'absent' ? [false] : [false, true])
+          out.push({ m019, m020, m021, m023 })
   return out
 }
 

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+describe('configuration from the environment', () => {
+  it('applies the contract defaults', () => {
+    expect(loadConfig({})).toMatchObject({
+      PORT: 3000,
+      HOST: '0.0.0.0',
+      MIGRATE_ON_BOOT: true,
+      LOG_LEVEL: 'info',
+      DATA_DIR: '.data',
+    })
+  })
+
+  it('coerces strings the way operators write them', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://u:p@db:5432/club',
+      ADMIN_TOKEN: 'x'.repeat(20),
+      PORT: '0',
+      MIGRATE_ON_BOOT: 'false',
+      LOG_LEVEL: 'warn',
+    })
+    expect(config).toMatchObject({ PORT: 0, MIGRATE_ON_BOOT: false, LOG_LEVEL: 'warn' })
+  })
+
+  it.each([
+    [{ PORT: 'abc' }, /PORT/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ MIGRATE_ON_BOOT: 'sometimes' }, /MIGRATE_ON_BOOT/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ DATABASE_URL: 'mysql://u:secret@h/db', ADMIN_TOKEN: 't' }, /DATABASE_URL/],
+    [{ DATABASE_URL: 'postgres://u:secret@h/db' }, /ADMIN_TOKEN is required/],
+  ])('rejects %o with a message naming the variable', (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError)
+    expect(() => loadConfig(env)).toThrow(name)
+  })
+
+  it('never echoes a password from DATABASE_URL in its error', () => {
+    try {
+      loadConfig({ DATABASE_URL: 'mysql://u:hunter2@h/db', ADMIN_TOKEN: 't' })
+      expect.unreachable()
+    } catch (err) {
+      expect((err as Error).message).not.toContain('hunter2')
+    }
+  })
+})
