@@ -1,0 +1,101 @@
+import { conflict, HttpError, notFound } from '../lib/http-error.js'
+import { FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, violates } from '../lib/pg-errors.js'
+import type { PutRosterEntryBody, RosterEntry } from '../schemas/roster.js'
+import type { Queryable } from './sql.js'
+
+const ENTRY = `pt.team_id AS "teamId", pt.player_id AS "playerId", p.first_name AS "firstName",
+  p.last_name AS "lastName", pt.jersey_number AS "jerseyNumber", pt.role`
+
+/** Rosters: `player_teams`, where the database keeps jersey numbers unique per team. */
+export function createRosterRepository(db: Queryable) {
+  /** The 404 for a roster pair that is not there, naming the part that is missing. */
+  const missing = async (teamId: number, playerId: number): Promise<HttpError> => {
+    const { rows } = await db.query<{ team: boolean; player: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM teams WHERE id = $1) AS team,
+              EXISTS (SELECT 1 FROM players WHERE id = $2) AS player`,
+      [teamId, playerId],
+    )
+    if (!rows[0]?.team) return notFound(`team ${teamId}`)
+    if (!rows[0]?.player) return notFound(`player ${playerId}`)
+    return new HttpError(
+      404,
+      `player ${playerId} is not on the roster of team ${teamId}`,
+      'NOT_FOUND',
+    )
+  }
+
+  return {
+    /** Null when there is no such team. */
+    async list(teamId: number): Promise<RosterEntry[] | null> {
+      // One statement from `teams`: an unknown team gives no row, an empty roster one row of nulls.
+      const { rows } = await db.query<RosterEntry & { found: number }>(
+        `SELECT t.id AS found, ${ENTRY}
+           FROM teams t
+           LEFT JOIN player_teams pt ON pt.team_id = t.id
+           LEFT JOIN players p ON p.id = pt.player_id
+          WHERE t.id = $1
+          ORDER BY pt.jersey_number NULLS LAST, p.last_name, p.first_name, p.id`,
+        [teamId],
+      )
+      if (rows.length === 0) return null
+      return rows.filter((r) => r.playerId !== null).map(({ found: _, ...entry }) => entry)
+    },
+
+    /**
+     * Adds the player to the roster or updates their entry, in one statement so
+     * that two admins racing for a number get one success and one 409. Omitted
+     * fields keep their value (a new entry: no number, role 'player').
+     */
+    async put(
+      teamId: number,
+      playerId: number,
+      entry: PutRosterEntryBody,
+    ): Promise<{ entry: RosterEntry; created: boolean }> {
+      try {
+        const { rows } = await db.query<RosterEntry & { created: boolean }>(
+          `WITH pt AS (
+             INSERT INTO player_teams AS cur (team_id, player_id, jersey_number, role)
+             VALUES ($1, $2, $3::smallint, COALESCE($4::text, 'player'))
+             ON CONFLICT (player_id, team_id) DO UPDATE SET
+               jersey_number = CASE WHEN $5::boolean THEN EXCLUDED.jersey_number
+                                    ELSE cur.jersey_number END,
+               role = COALESCE($4::text, cur.role)
+             RETURNING cur.*, (xmax = 0) AS created
+           )
+           SELECT ${ENTRY}, pt.created FROM pt JOIN players p ON p.id = pt.player_id`,
+          [
+            teamId,
+            playerId,
+            entry.jerseyNumber ?? null,
+            entry.role ?? null,
+            'jerseyNumber' in entry,
+          ],
+        )
+        const { created, ...row } = rows[0] as RosterEntry & { created: boolean }
+        return { entry: row, created }
+      } catch (err) {
+        if (violates(err, UNIQUE_VIOLATION, 'ux_player_teams_team_jersey')) {
+          throw conflict(`jersey number ${entry.jerseyNumber} is already taken on this team`)
+        }
+        if (violates(err, FOREIGN_KEY_VIOLATION, 'player_teams_team_id_fkey')) {
+          throw notFound(`team ${teamId}`)
+        }
+        if (violates(err, FOREIGN_KEY_VIOLATION, 'player_teams_player_id_fkey')) {
+          throw notFound(`player ${playerId}`)
+        }
+        throw err
+      }
+    },
+
+    /** Throws a 404 naming what is missing: the team, the player, or the entry. */
+    async remove(teamId: number, playerId: number): Promise<void> {
+      const { rowCount } = await db.query(
+        'DELETE FROM player_teams WHERE team_id = $1 AND player_id = $2',
+        [teamId, playerId],
+      )
+      if (rowCount !== 1) throw await missing(teamId, playerId)
+    },
+  }
+}
+
+export type RosterRepository = ReturnType<typeof createRosterRepository>
