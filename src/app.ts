@@ -6,8 +6,13 @@ import auth from './plugins/auth.js'
 import errors from './plugins/errors.js'
 import migrations from './plugins/migrations.js'
 import readiness from './plugins/readiness.js'
+import swagger from './plugins/swagger.js'
+import gamesRoutes from './routes/games.js'
 import healthRoutes from './routes/health.js'
 import migrationsRoutes from './routes/migrations.js'
+import playersRoutes from './routes/players.js'
+import rosterRoutes from './routes/roster.js'
+import teamsRoutes from './routes/teams.js'
 
 export interface AppOptions {
   config: Config
@@ -57,8 +62,14 @@ export async function buildApp(opts: AppOptions) {
     connectionString: opts.databaseUrl,
     checkEveryMs: config.HEALTH_CHECK_INTERVAL_MS,
   })
+  // Before every route: the OpenAPI document is collected as routes are added.
+  await app.register(swagger)
   await app.register(healthRoutes)
   await app.register(migrationsRoutes)
+  await app.register(teamsRoutes)
+  await app.register(rosterRoutes)
+  await app.register(playersRoutes)
+  await app.register(gamesRoutes)
   return app
 }
 
