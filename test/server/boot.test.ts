@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ADMIN_TOKEN, AUTH } from '../helpers/app.js'
 import { writeChain } from '../helpers/chains.js'
@@ -139,5 +143,56 @@ describe('six processes booting together on one empty database', () => {
       const report = await getJson(`${s.base}/migrations`, AUTH)
       expect(report.body).toMatchObject({ state: 'complete', applied: 23, pending: 0 })
     }
+  })
+})
+
+describe('configuration errors', () => {
+  it('stop the process at once with a message that names the variable', async () => {
+    const service = await startService({
+      PORT: 'not-a-port',
+      DATABASE_URL: 'postgres://x@127.0.0.1:1/x',
+    })
+    services.push(service)
+    const { code } = await service.exited
+    expect(code).toBe(1)
+    expect(service.stderr()).toMatch(/PORT must be integer/)
+  })
+})
+
+describe('MIGRATE_ON_BOOT=false', () => {
+  it('serves without migrating and turns ready once another process has applied the chain', async () => {
+    const { db, service } = await boot({ MIGRATE_ON_BOOT: 'false' })
+    await service.waitFor('/health/ready', (s, b) => s === 503 && b.reason === 'pending-migrations')
+    const report = await getJson(`${service.base}/migrations`, AUTH)
+    expect(report.body).toMatchObject({ state: 'idle', applied: 0, pending: 23 })
+    await withClient(db.url, async (c) => {
+      const { rows } = await c.query("SELECT to_regclass('schema_migrations') AS t")
+      expect(rows[0].t).toBeNull()
+    })
+    // A migration Job (here: the engine in-process) applies the chain; the service notices.
+    const { Migrator } = await import('../../src/migrate/migrator.js')
+    await new Migrator({ connectionString: db.url }).up()
+    await service.waitFor('/health/ready', (s) => s === 200, 15_000)
+  })
+})
+
+describe('the embedded default (no DATABASE_URL)', () => {
+  it('starts PostgreSQL under DATA_DIR, migrates, serves, and stops it on SIGTERM', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'embedded-'))
+    const service = await startService({ DATA_DIR: dataDir })
+    services.push(service)
+    await service.waitFor('/health/ready', (s) => s === 200, 60_000)
+    const tokenLine = service.logs.find((l) => typeof l.adminToken === 'string')
+    expect(tokenLine).toBeDefined()
+    const token = String(tokenLine?.adminToken)
+    const report = await getJson(`${service.base}/migrations`, { authorization: `Bearer ${token}` })
+    expect(report.body).toMatchObject({ state: 'complete', applied: 23 })
+    const pidFile = join(dataDir, 'pg', 'postmaster.pid')
+    const postgresPid = Number((await readFile(pidFile, 'utf8')).split('\n')[0])
+    expect(postgresPid).toBeGreaterThan(0)
+
+    expect(await service.stop('SIGTERM')).toEqual({ code: 0, signal: null })
+    expect(existsSync(pidFile)).toBe(false) // PostgreSQL shut down cleanly
+    await rm(dataDir, { recursive: true, force: true })
   })
 })
