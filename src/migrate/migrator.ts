@@ -320,12 +320,15 @@ export class Migrator {
       }
     } catch (err) {
       const cause = rootCause(err)
-      this.run = {
-        ...this.run,
-        state: 'failed',
-        lastError: toRunError(cause, this.run.current),
-        lockHolder: null,
-      }
+      this.run =
+        cause instanceof StopRequestedError
+          ? { ...this.run, state: 'idle', current: null, lockHolder: null }
+          : {
+              ...this.run,
+              state: 'failed',
+              lastError: toRunError(cause, this.run.current),
+              lockHolder: null,
+            }
       throw cause
     } finally {
       this.active = undefined
