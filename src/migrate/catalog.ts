@@ -55,13 +55,12 @@ export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise
 /** What differs between the schema the chain produces and the live one, one line per object. */
 export function diffSnapshots(expected: SchemaSnapshot, actual: SchemaSnapshot): string[] {
   const out: string[] = []
-  for (const key of ['columns', 'constraints', 'indexes'] as const) {
+  const kinds = { columns: 'column', constraints: 'constraint', indexes: 'index' } as const
+  for (const [key, kind] of Object.entries(kinds) as [keyof typeof kinds, string][]) {
     const want = new Set(expected[key])
     const have = new Set(actual[key])
-    for (const line of expected[key])
-      if (!have.has(line)) out.push(`missing ${key.slice(0, -1)}: ${line}`)
-    for (const line of actual[key])
-      if (!want.has(line)) out.push(`unexpected ${key.slice(0, -1)}: ${line}`)
+    for (const line of expected[key]) if (!have.has(line)) out.push(`missing ${kind}: ${line}`)
+    for (const line of actual[key]) if (!want.has(line)) out.push(`unexpected ${kind}: ${line}`)
   }
   return out
 }

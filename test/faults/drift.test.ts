@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
+import { withClient } from '../helpers/postgres.js'
+
+/**
+ * Schema drift: someone changes the schema by hand. The service measures the
+ * live schema against migrations/schema.snapshot.json and reports it; drift is
+ * a warning for the admin, never a reason to stop being ready.
+ */
+describe('a schema changed by hand', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({ template: 'incident' })
+  })
+  afterAll(() => t?.close())
+
+  it('starts without drift', async () => {
+    const report = await t.app.inject({ url: '/migrations', headers: AUTH })
+    expect(report.json().drift).toEqual({ status: 'none', differences: [] })
+    expect((await t.app.inject({ url: '/health' })).json().status).toBe('pass')
+  })
+
+  it('a dropped index shows in /migrations drift by name; /health warns (200); ready stays 200', async () => {
+    await withClient(t.db.url, (c) => c.query('DROP INDEX ix_players_last_first'))
+    const report = await t.app.inject({ url: '/migrations', headers: AUTH })
+    expect(report.statusCode).toBe(200)
+    const { drift } = report.json()
+    expect(drift.status).toBe('drift')
+    expect(drift.differences).toEqual([
+      'missing index: CREATE INDEX ix_players_last_first ON public.players USING btree (last_name, first_name)',
+    ])
+
+    const health = await t.app.inject({ url: '/health' })
+    expect(health.statusCode).toBe(200)
+    const h = health.json()
+    expect(h.status).toBe('warn')
+    expect(h.checks['migrations:drift'][0]).toMatchObject({ status: 'warn', observedValue: 'drift' })
+    // The differences are for the admin only.
+    expect(JSON.stringify(h)).not.toMatch(/ix_players_last_first/)
+    const admin = (await t.app.inject({ url: '/health', headers: AUTH })).json()
+    expect(admin.checks['migrations:drift'][0].output).toMatch(/ix_players_last_first/)
+
+    const ready = await t.app.inject({ url: '/health/ready' })
+    expect(ready.statusCode).toBe(200)
+    expect(ready.json()).toEqual({ status: 'pass' })
+  })
+
+  it('a column added by hand is named too, next to the missing index', async () => {
+    await withClient(t.db.url, (c) => c.query('ALTER TABLE players ADD COLUMN shoe_size smallint'))
+    const { drift } = (await t.app.inject({ url: '/migrations', headers: AUTH })).json()
+    expect(drift.status).toBe('drift')
+    expect(drift.differences).toContain('unexpected column: players.shoe_size smallint')
+    expect(drift.differences.some((d: string) => d.includes('ix_players_last_first'))).toBe(true)
+    expect((await t.app.inject({ url: '/health/ready' })).statusCode).toBe(200)
+  })
+
+  it('repaired by hand, the drift clears', async () => {
+    await withClient(t.db.url, (c) =>
+      c.query(
+        'ALTER TABLE players DROP COLUMN shoe_size; CREATE INDEX ix_players_last_first ON players (last_name, first_name)',
+      ),
+    )
+    const { drift } = (await t.app.inject({ url: '/migrations', headers: AUTH })).json()
+    expect(drift).toEqual({ status: 'none', differences: [] })
+    expect((await t.app.inject({ url: '/health' })).json().status).toBe('pass')
+  })
+})
