@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
 import { decimalIdParams } from '../lib/params.js'
+import { strictBodyTypes } from '../lib/strict-body.js'
 import { createGamesRepository } from '../repositories/games.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
 import { CreateGameBody, Game, GameList, UpdateGameBody } from '../schemas/games.js'
@@ -38,7 +39,7 @@ const gamesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id/games',
     {
       onRequest,
-      preValidation: decimalIdParams,
+      preValidation: [decimalIdParams, strictBodyTypes(CreateGameBody)],
       schema: {
         summary: 'Schedule a game for a team',
         tags,
@@ -76,7 +77,7 @@ const gamesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/games/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
+      preValidation: [decimalIdParams, strictBodyTypes(UpdateGameBody)],
       schema: {
         summary: 'Change a game, e.g. record the score (null clears a score)',
         tags,

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
 import { decimalIdParams } from '../lib/params.js'
+import { strictBodyTypes } from '../lib/strict-body.js'
 import { createTeamsRepository } from '../repositories/teams.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
 import { CreateTeamBody, Team, TeamList, UpdateTeamBody } from '../schemas/teams.js'
@@ -32,6 +33,7 @@ const teamsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams',
     {
       onRequest,
+      preValidation: strictBodyTypes(CreateTeamBody),
       schema: {
         summary: 'Create a team',
         tags,
@@ -67,7 +69,7 @@ const teamsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
+      preValidation: [decimalIdParams, strictBodyTypes(UpdateTeamBody)],
       schema: {
         summary: 'Change some of a team’s fields',
         tags,
