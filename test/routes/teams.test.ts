@@ -1,0 +1,252 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
+import { BAD_IDS, expectError, rowCounts } from './domain-helpers.js'
+
+const NO_AUTH = [
+  ['no header', {}],
+  ['a wrong token', { authorization: 'Bearer nope' }],
+] as const
+
+describe('/teams on the migrated incident database', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({ template: 'incident' })
+  })
+  afterAll(() => t?.close())
+
+  const createTeam = async (body: Record<string, unknown> = {}) => {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/teams',
+      headers: AUTH,
+      payload: { name: 'Westside Sparks', ageGroup: 'U8', season: '2026-27', ...body },
+    })
+    expect(res.statusCode, res.body).toBe(201)
+    return res.json()
+  }
+
+  describe('GET /teams', () => {
+    it('lists every team by id, camelCase, with exactly the contract fields', async () => {
+      const res = await t.app.inject({ url: '/teams', headers: AUTH })
+      expect(res.statusCode).toBe(200)
+      const { items } = res.json()
+      expect(items.map((team: { id: number }) => team.id)).toEqual([1, 2, 3, 4, 5, 6])
+      expect(items[1]).toEqual({
+        id: 2,
+        name: 'Westside Hawks',
+        ageGroup: 'U12',
+        season: '2025-26',
+        isActive: true,
+        headCoachId: 2,
+      })
+      expect(items[5]).toMatchObject({ id: 6, isActive: false })
+    })
+
+    it.each(NO_AUTH)('refuses %s with 401', async (_what, headers) => {
+      expectError(await t.app.inject({ url: '/teams', headers }), 401)
+    })
+  })
+
+  describe('POST /teams', () => {
+    it('creates a team with defaults (active, no head coach) and answers 201', async () => {
+      const team = await createTeam()
+      expect(team).toEqual({
+        id: expect.any(Number),
+        name: 'Westside Sparks',
+        ageGroup: 'U8',
+        season: '2026-27',
+        isActive: true,
+        headCoachId: null,
+      })
+      const again = await t.app.inject({ url: `/teams/${team.id}`, headers: AUTH })
+      expect(again.json()).toEqual(team)
+    })
+
+    it('takes the optional fields', async () => {
+      const team = await createTeam({ isActive: false, headCoachId: 3 })
+      expect(team).toMatchObject({ isActive: false, headCoachId: 3 })
+    })
+
+    it('answers 404 for an unknown head coach and creates nothing', async () => {
+      const before = await rowCounts(t.app)
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/teams',
+        headers: AUTH,
+        payload: { name: 'X', ageGroup: 'U8', season: '2026-27', headCoachId: 999 },
+      })
+      expectError(res, 404, 'coach 999 not found')
+      expect(await rowCounts(t.app)).toEqual(before)
+    })
+
+    it.each([
+      ['no name', { ageGroup: 'U8', season: '2026-27' }],
+      ['an empty name', { name: '', ageGroup: 'U8', season: '2026-27' }],
+      ['a blank name', { name: '   ', ageGroup: 'U8', season: '2026-27' }],
+      ['a name over 100 characters', { name: 'x'.repeat(101), ageGroup: 'U8', season: '2026' }],
+      ['an age group over 20 characters', { name: 'X', ageGroup: 'U'.repeat(21), season: '2026' }],
+      ['a NUL in the name', { name: 'a\u0000b', ageGroup: 'U8', season: '2026' }],
+      ['a null name', { name: null, ageGroup: 'U8', season: '2026' }],
+      ['an unknown property', { name: 'X', ageGroup: 'U8', season: '2026', color: 'red' }],
+      ['isActive as an object', { name: 'X', ageGroup: 'U8', season: '2026', isActive: {} }],
+      ['isActive as a string', { name: 'X', ageGroup: 'U8', season: '2026', isActive: 'true' }],
+      ['isActive null', { name: 'X', ageGroup: 'U8', season: '2026', isActive: null }],
+      ['a number for the name', { name: 123, ageGroup: 'U8', season: '2026' }],
+      ['headCoachId as a string', { name: 'X', ageGroup: 'U8', season: '2026', headCoachId: '2' }],
+      ['headCoachId 0', { name: 'X', ageGroup: 'U8', season: '2026', headCoachId: 0 }],
+      ['headCoachId beyond int32', { name: 'X', ageGroup: 'U8', season: '2026', headCoachId: 2 ** 31 }],
+      ['an array', [{ name: 'X', ageGroup: 'U8', season: '2026' }]],
+    ])('answers 400 for %s and creates nothing', async (_what, payload) => {
+      const before = await rowCounts(t.app)
+      const res = await t.app.inject({ method: 'POST', url: '/teams', headers: AUTH, payload })
+      expectError(res, 400)
+      expect(await rowCounts(t.app)).toEqual(before)
+    })
+
+    it('answers 400 for broken JSON, 415 for another content type, 413 over the body limit', async () => {
+      const post = (payload: string, type: string) =>
+        t.app.inject({
+          method: 'POST',
+          url: '/teams',
+          headers: { ...AUTH, 'content-type': type },
+          payload,
+        })
+      expectError(await post('{"name": "X",', 'application/json'), 400)
+      expectError(await post('<team/>', 'application/xml'), 415)
+      const huge = JSON.stringify({ name: 'x'.repeat(70_000), ageGroup: 'U8', season: '2026' })
+      expectError(await post(huge, 'application/json'), 413)
+    })
+
+    it.each(NO_AUTH)('refuses %s with 401 before looking at the body', async (_what, headers) => {
+      const res = await t.app.inject({ method: 'POST', url: '/teams', headers, payload: {} })
+      expectError(res, 401)
+    })
+  })
+
+  describe('GET /teams/:id', () => {
+    it('answers the team', async () => {
+      const res = await t.app.inject({ url: '/teams/6', headers: AUTH })
+      expect(res.statusCode).toBe(200)
+      expect(res.json()).toEqual({
+        id: 6,
+        name: 'Westside Hawks',
+        ageGroup: 'U12',
+        season: '2024-25',
+        isActive: false,
+        headCoachId: 2,
+      })
+    })
+
+    it.each(BAD_IDS)('answers 400 for the id %s', async (id) => {
+      expectError(await t.app.inject({ url: `/teams/${id}`, headers: AUTH }), 400)
+    })
+
+    it.each(['999', '2147483647'])('answers 404 for the unknown id %s', async (id) => {
+      expectError(await t.app.inject({ url: `/teams/${id}`, headers: AUTH }), 404, /^team \d+ not found$/)
+    })
+
+    it('refuses a request without the token with 401, whatever the id', async () => {
+      expectError(await t.app.inject({ url: '/teams/1' }), 401)
+      expectError(await t.app.inject({ url: '/teams/abc' }), 401)
+    })
+  })
+
+  describe('PATCH /teams/:id', () => {
+    it('changes only the given fields', async () => {
+      const team = await createTeam({ headCoachId: 1 })
+      const res = await t.app.inject({
+        method: 'PATCH',
+        url: `/teams/${team.id}`,
+        headers: AUTH,
+        payload: { name: 'Westside Sparks II', isActive: false },
+      })
+      expect(res.statusCode, res.body).toBe(200)
+      expect(res.json()).toEqual({ ...team, name: 'Westside Sparks II', isActive: false })
+    })
+
+    it('clears the head coach with null and sets another one', async () => {
+      const team = await createTeam({ headCoachId: 1 })
+      const patch = (headCoachId: number | null) =>
+        t.app.inject({
+          method: 'PATCH',
+          url: `/teams/${team.id}`,
+          headers: AUTH,
+          payload: { headCoachId },
+        })
+      expect((await patch(null)).json().headCoachId).toBeNull()
+      expect((await patch(4)).json().headCoachId).toBe(4)
+      expectError(await patch(12345), 404, 'coach 12345 not found')
+      const now = await t.app.inject({ url: `/teams/${team.id}`, headers: AUTH })
+      expect(now.json().headCoachId).toBe(4)
+    })
+
+    it.each([
+      ['an empty body', {}],
+      ['an unknown property', { colour: 'red' }],
+      ['a null name', { name: null }],
+      ['a null isActive', { isActive: null }],
+      ['a season over 20 characters', { season: '2'.repeat(21) }],
+    ])('answers 400 for %s and changes nothing', async (_what, payload) => {
+      const before = await t.app.inject({ url: '/teams/3', headers: AUTH })
+      const res = await t.app.inject({ method: 'PATCH', url: '/teams/3', headers: AUTH, payload })
+      expectError(res, 400)
+      const after = await t.app.inject({ url: '/teams/3', headers: AUTH })
+      expect(after.json()).toEqual(before.json())
+    })
+
+    it('answers 400 without a body', async () => {
+      expectError(await t.app.inject({ method: 'PATCH', url: '/teams/3', headers: AUTH }), 400)
+    })
+
+    it('answers 404 for an unknown team and 400 for a bad id', async () => {
+      const payload = { name: 'Nobody' }
+      const patch = (id: string) =>
+        t.app.inject({ method: 'PATCH', url: `/teams/${id}`, headers: AUTH, payload })
+      expectError(await patch('999'), 404, 'team 999 not found')
+      expectError(await patch('x'), 400)
+    })
+
+    it('refuses a request without the token with 401', async () => {
+      const res = await t.app.inject({ method: 'PATCH', url: '/teams/3', payload: { name: 'X' } })
+      expectError(res, 401)
+    })
+  })
+
+  describe('DELETE /teams/:id', () => {
+    it('deletes the team with its roster entries and games, keeping the players', async () => {
+      const team = await createTeam()
+      await t.app.inject({
+        method: 'PUT',
+        url: `/teams/${team.id}/roster/5`,
+        headers: AUTH,
+        payload: { jerseyNumber: 5 },
+      })
+      await t.app.inject({
+        method: 'POST',
+        url: `/teams/${team.id}/games`,
+        headers: AUTH,
+        payload: { opponent: 'Eastside Rams', startsAt: '2026-09-01T18:00:00Z' },
+      })
+      const before = await rowCounts(t.app)
+      const res = await t.app.inject({ method: 'DELETE', url: `/teams/${team.id}`, headers: AUTH })
+      expect(res.statusCode).toBe(204)
+      expect(res.body).toBe('')
+      expect(await rowCounts(t.app)).toEqual({
+        teams: before.teams - 1,
+        players: before.players,
+        player_teams: before.player_teams - 1,
+        games: before.games - 1,
+      })
+      expectError(await t.app.inject({ url: `/teams/${team.id}`, headers: AUTH }), 404)
+      const player = await t.app.inject({ url: '/players/5', headers: AUTH })
+      expect(player.json().teams).toEqual([{ teamId: 3, jerseyNumber: 46, role: 'player' }])
+    })
+
+    it('answers 404 for an unknown team, 400 for a bad id, 401 without the token', async () => {
+      expectError(await t.app.inject({ method: 'DELETE', url: '/teams/999', headers: AUTH }), 404)
+      expectError(await t.app.inject({ method: 'DELETE', url: '/teams/1.0', headers: AUTH }), 400)
+      expectError(await t.app.inject({ method: 'DELETE', url: '/teams/1' }), 401)
+      expect((await t.app.inject({ url: '/teams/1', headers: AUTH })).statusCode).toBe(200)
+    })
+  })
+})
