@@ -34,7 +34,10 @@ describe('a schema changed by hand', () => {
     expect(health.statusCode).toBe(200)
     const h = health.json()
     expect(h.status).toBe('warn')
-    expect(h.checks['migrations:drift'][0]).toMatchObject({ status: 'warn', observedValue: 'drift' })
+    expect(h.checks['migrations:drift'][0]).toMatchObject({
+      status: 'warn',
+      observedValue: 'drift',
+    })
     // The differences are for the admin only.
     expect(JSON.stringify(h)).not.toMatch(/ix_players_last_first/)
     const admin = (await t.app.inject({ url: '/health', headers: AUTH })).json()
