@@ -1,0 +1,47 @@
+import { existsSync } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { runCommand } from './procs.js'
+
+export interface Build {
+  dir: string
+  /** `private`: compiled from src/ for this run; `dist`: the checkout's dist/ as it is. */
+  kind: 'private' | 'dist'
+  ms: number
+  remove(): Promise<void>
+}
+
+/**
+ * Builds the service the way `npm run build` does, into a folder of this run's own
+ * under bench/results/ (gitignored, inside the checkout so node_modules resolves):
+ * other engineers rebuild dist/ while the benchmark runs, and a process must not be
+ * measured while its files are being rewritten. `--use-dist` takes dist/ as it is.
+ */
+export async function buildService(root: string, useDist: boolean): Promise<Build> {
+  if (useDist) {
+    const dir = join(root, 'dist')
+    if (!existsSync(join(dir, 'server.js')) || !existsSync(join(dir, 'migrations'))) {
+      throw new Error('dist/ is missing: run `npm run build` or drop --use-dist')
+    }
+    return { dir, kind: 'dist', ms: 0, remove: async () => {} }
+  }
+  const dir = join(root, 'bench', 'results', `build-${process.pid}`)
+  await mkdir(dir, { recursive: true })
+  const remove = () => rm(dir, { recursive: true, force: true })
+  try {
+    const tsc = await runCommand(
+      join(root, 'node_modules', '.bin', 'tsc'),
+      ['-p', join(root, 'tsconfig.build.json'), '--outDir', dir, '--sourceMap', 'false'],
+      { timeoutMs: 300_000 },
+    )
+    const migrations = await runCommand(
+      process.execPath,
+      [join(root, 'scripts', 'build-migrations.mjs'), dir],
+      { timeoutMs: 60_000 },
+    )
+    return { dir, kind: 'private', ms: tsc.ms + migrations.ms, remove }
+  } catch (err) {
+    await remove()
+    throw err
+  }
+}

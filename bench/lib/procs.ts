@@ -1,0 +1,176 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import http from 'node:http'
+import { performance } from 'node:perf_hooks'
+import { freePort } from '../../test/helpers/postgres.js'
+import { sleep } from './stats.js'
+
+/** A node process the benchmark started (the service or the bare baseline). */
+export interface BenchProcess {
+  name: string
+  child: ChildProcess
+  pid: number
+  port: number
+  base: string
+  /** performance.now() taken just before spawn(). */
+  spawnedAt: number
+  stderr(): string
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  stop(): Promise<void>
+}
+
+/** Every child still running, so a failure or Ctrl-C can end them (by pid, nothing broader). */
+const live = new Set<ChildProcess>()
+
+export function killAllChildren(): void {
+  for (const child of live) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  }
+  live.clear()
+}
+
+export function track(child: ChildProcess): ChildProcess {
+  live.add(child)
+  child.once('exit', () => live.delete(child))
+  return child
+}
+
+const usedPorts = new Set<number>()
+
+/** A free loopback port not handed out earlier in this run. */
+export async function uniquePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await freePort()
+    if (port > 0 && !usedPorts.has(port)) {
+      usedPorts.add(port)
+      return port
+    }
+  }
+  throw new Error('no free port found')
+}
+
+export interface SpawnOptions {
+  name: string
+  /** Arguments after `node` (the script and its flags). */
+  args: string[]
+  env: Record<string, string>
+  port: number
+  /** Where stdout goes: discarded (the service logs every request at info), or kept. */
+  keepStdout?: boolean
+}
+
+export function spawnNode(opts: SpawnOptions): BenchProcess & { stdout(): string } {
+  let err = ''
+  let out = ''
+  const spawnedAt = performance.now()
+  const child = track(
+    spawn(process.execPath, opts.args, {
+      env: { PATH: process.env.PATH ?? '', ...opts.env },
+      stdio: ['ignore', opts.keepStdout ? 'pipe' : 'ignore', 'pipe'],
+    }),
+  )
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    if (err.length < 64_000) err += chunk
+  })
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    if (out.length < 1_000_000) out += chunk
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  )
+  const proc = {
+    name: opts.name,
+    child,
+    pid: child.pid ?? 0,
+    port: opts.port,
+    base: `http://127.0.0.1:${opts.port}`,
+    spawnedAt,
+    stderr: () => err,
+    stdout: () => out,
+    exited,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const done = await Promise.race([exited.then(() => true), sleep(15_000).then(() => false)])
+      if (!done) {
+        child.kill('SIGKILL')
+        await exited
+      }
+    },
+  }
+  return proc
+}
+
+/** One GET on a fresh connection; resolves with the status, or 0 when nothing answered. */
+export function probe(url: string, timeoutMs = 1000): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+      res.on('error', () => resolve(0))
+    })
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(0))
+  })
+}
+
+/**
+ * Polls `path` every `everyMs` until it answers 200; resolves with milliseconds
+ * from spawn to that answer. Bounded by `timeoutMs`; fails at once if the process exits.
+ */
+export async function timeToFirst200(
+  proc: BenchProcess,
+  path: string,
+  { timeoutMs = 60_000, everyMs = 5 } = {},
+): Promise<number> {
+  const deadline = proc.spawnedAt + timeoutMs
+  let last = 0
+  while (performance.now() < deadline) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`${proc.name} exited (${proc.child.exitCode}) before ready: ${proc.stderr()}`)
+    }
+    last = await probe(`${proc.base}${path}`)
+    if (last === 200) return performance.now() - proc.spawnedAt
+    await sleep(everyMs)
+  }
+  throw new Error(`${proc.name}: no 200 on ${path} within ${timeoutMs} ms (last status ${last})`)
+}
+
+/** Resident set size of a process in MiB, from /proc/<pid>/status (VmRSS). */
+export async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
+  if (!match?.[1]) throw new Error(`no VmRSS for pid ${pid}`)
+  return Number(match[1]) / 1024
+}
+
+/** Runs a command to completion; resolves with its wall time in ms. Killed after `timeoutMs`. */
+export function runCommand(
+  command: string,
+  args: string[],
+  { env = process.env, timeoutMs = 120_000 }: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<{ ms: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now()
+    let stdout = ''
+    let stderr = ''
+    const child = track(spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.stdout?.setEncoding('utf8').on('data', (c: string) => {
+      stdout += c
+    })
+    child.stderr?.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c
+    })
+    child.on('error', (err) => {
+      clearTimeout(timer)
+      reject(err)
+    })
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      const ms = performance.now() - started
+      if (code === 0) resolve({ ms, stdout, stderr })
+      else reject(new Error(`${command} exited ${code ?? signal}: ${stderr.slice(0, 2000)}`))
+    })
+  })
+}

@@ -1,0 +1,109 @@
+import { performance } from 'node:perf_hooks'
+import { type Context, startService } from '../lib/context.js'
+import { type BenchProcess, timeToFirst200 } from '../lib/procs.js'
+import type { PhaseResult } from '../lib/report.js'
+import { fmt, median, round } from '../lib/stats.js'
+
+const REPLICAS = 8
+
+interface Together {
+  /** From the first spawn to the last replica's first 200. */
+  allReadyMs: number
+  /** Each replica, from the first spawn. */
+  readyMs: number[]
+  /** Per replica: migrations it applied and whether it logged a wait for the lock. */
+  roles: Array<{ applied: number; waited: boolean }>
+}
+
+const countLines = (out: string, msg: string) =>
+  out.split('\n').filter((l) => l.includes(`"msg":"${msg}"`)).length
+
+/**
+ * The built-in chain on an empty database: one replica alone, against eight started
+ * together on another empty database (alternating which goes first).
+ */
+export async function replicas(ctx: Context): Promise<PhaseResult> {
+  const alone: number[] = []
+  const together: Together[] = []
+
+  const runAlone = async (t: number) => {
+    const db = 'bench_rep_alone'
+    const url = await ctx.admin.createDatabase(db)
+    const proc = await startService(ctx, `alone-${t}`, { DATABASE_URL: url, LOG_LEVEL: 'info' })
+    try {
+      alone.push(await timeToFirst200(proc, '/health/ready'))
+    } finally {
+      await proc.stop()
+      await ctx.admin.dropDatabase(db)
+    }
+  }
+  const runTogether = async (t: number) => {
+    const db = 'bench_rep_eight'
+    const url = await ctx.admin.createDatabase(db)
+    const procs: Array<BenchProcess & { stdout(): string }> = []
+    try {
+      for (let i = 0; i < REPLICAS; i++) {
+        procs.push(
+          await startService(
+            ctx,
+            `replica-${t}-${i}`,
+            { DATABASE_URL: url, LOG_LEVEL: 'info' },
+            { keepStdout: true },
+          ),
+        )
+      }
+      const first = procs[0]?.spawnedAt ?? performance.now()
+      const readyMs = await Promise.all(
+        procs.map(async (p) => (await timeToFirst200(p, '/health/ready')) + p.spawnedAt - first),
+      )
+      together.push({
+        allReadyMs: Math.max(...readyMs),
+        readyMs: readyMs.map((r) => round(r)),
+        roles: procs.map((p) => ({
+          applied: countLines(p.stdout(), 'migration applied'),
+          waited: countLines(p.stdout(), 'waiting for the migration lock') > 0,
+        })),
+      })
+    } finally {
+      await Promise.all(procs.map((p) => p.stop()))
+      await ctx.admin.dropDatabase(db)
+    }
+  }
+
+  for (let t = 0; t < ctx.args.trials; t++) {
+    if (t % 2 === 0) {
+      await runAlone(t)
+      await runTogether(t)
+    } else {
+      await runTogether(t)
+      await runAlone(t)
+    }
+    const last = together.at(-1)
+    ctx.log(
+      `  trial ${t + 1}/${ctx.args.trials}: alone ${fmt(alone.at(-1) ?? 0, 0)} ms, ` +
+        `${REPLICAS} together: all ready at ${fmt(last?.allReadyMs ?? 0, 0)} ms ` +
+        `(each: ${last?.readyMs.map((r) => fmt(r, 0)).join(', ')})`,
+    )
+  }
+  const a = median(alone)
+  const all = median(together.map((x) => x.allReadyMs))
+  return {
+    rows: [
+      {
+        figure: `${REPLICAS} replicas on an empty DB, all ready (ms)`,
+        service: fmt(all, 0),
+        baseline: fmt(a, 0),
+        ratio: all / a,
+        target: '≤ 2.00×',
+        met: all / a <= 2,
+        note: 'baseline: one replica alone on an empty DB',
+      },
+    ],
+    notes: [],
+    data: {
+      aloneMs: alone.map((x) => round(x)),
+      together,
+      medians: { aloneMs: a, allReadyMs: all },
+    },
+  }
+}

@@ -1,0 +1,270 @@
+import { join } from 'node:path'
+import { type Context, startBare, startService } from '../lib/context.js'
+import { seedRosters } from '../lib/db.js'
+import { type LoadResult, load } from '../lib/load.js'
+import { type BenchProcess, probe, rssMiB, runCommand, timeToFirst200 } from '../lib/procs.js'
+import type { PhaseResult, Row } from '../lib/report.js'
+import { findRosterSql } from '../lib/roster.js'
+import { fmt, median, round, sleep } from '../lib/stats.js'
+
+const DATABASE = 'bench_app'
+const ROSTER_TEAM = 100
+/** The readiness plugin's default background `SELECT 1` period (HEALTH_CHECK_INTERVAL_MS). */
+const HEALTH_CHECK_MS = 2000
+
+type Kind = 'service' | 'bare'
+
+interface QueryCheck {
+  /** Committed transactions of the service's database over the probe load (pg_stat_database). */
+  transactions: number
+  /** What the background `SELECT 1` accounts for over that window. */
+  expectedBackground: number
+  windowMs: number
+  probes: number
+  /** (transactions − expected background) / probes, floored at 0. */
+  perProbe: number
+  /** Service sessions other than the health check that started a statement during the load. */
+  activeSessions: Array<{ application: string; query: string }>
+}
+
+interface Sample {
+  run: number
+  kind: Kind
+  bootMs: number
+  rssMiB: number
+  ready: LoadResult
+  roster: LoadResult | null
+  queries?: QueryCheck
+}
+
+/**
+ * Service and bare baseline side by side, alternating within each run (service
+ * first on even runs, bare first on odd ones). Per process: spawn → first 200 on
+ * /health/ready (boot-to-ready), a short warm-up, VmRSS, probe load, roster load, stop.
+ */
+export async function sideBySide(ctx: Context): Promise<PhaseResult> {
+  const { args, admin } = ctx
+  const url = await admin.createDatabase(DATABASE)
+  ctx.log(`side-by-side: applying the built-in chain to ${DATABASE} and seeding rosters`)
+  await runCommand(process.execPath, [
+    join(ctx.root, 'bench', 'lib', 'time-migrator.mjs'),
+    ctx.build.dir,
+    url,
+    join(ctx.build.dir, 'migrations'),
+  ])
+  await seedRosters(url)
+  const roster = await findRosterSql(ctx.root)
+  ctx.log(`side-by-side: ${roster.note}`)
+  const notes: string[] = [roster.note]
+  let rosterStatus: number | null = null
+  const samples: Sample[] = []
+  const warmSeconds = args.quick ? 1 : 2
+
+  const measure = async (run: number, kind: Kind): Promise<Sample> => {
+    const proc: BenchProcess =
+      kind === 'service'
+        ? await startService(ctx, `service-${run}`, { DATABASE_URL: url })
+        : await startBare(ctx, `bare-${run}`, { DATABASE_URL: url, BENCH_ROSTER_SQL: roster.sql })
+    try {
+      const bootMs = await timeToFirst200(proc, '/health/ready')
+      await load({
+        url: `${proc.base}/health/ready`,
+        seconds: warmSeconds,
+        connections: args.connections,
+      })
+      await sleep(250)
+      const rss = await rssMiB(proc.pid)
+
+      let before = 0
+      let since = ''
+      let startedAt = 0
+      if (kind === 'service') {
+        before = await admin.xactCommit(DATABASE)
+        since = await admin.now()
+        startedAt = performance.now()
+      }
+      const ready = await load({
+        url: `${proc.base}/health/ready`,
+        seconds: args.loadSeconds,
+        connections: args.connections,
+      })
+      let queries: QueryCheck | undefined
+      if (kind === 'service') {
+        // An idle backend reports its counters at most once a second: let them land.
+        await sleep(1500)
+        const after = await admin.xactCommit(DATABASE)
+        const windowMs = performance.now() - startedAt
+        const active = await admin.sessionsActiveSince(DATABASE, 'basketball-api', since)
+        const expectedBackground = Math.ceil(windowMs / HEALTH_CHECK_MS)
+        const transactions = after - before
+        queries = {
+          transactions,
+          expectedBackground,
+          windowMs: Math.round(windowMs),
+          probes: ready.requests + ready.non2xx,
+          perProbe: Math.max(0, transactions - expectedBackground) / Math.max(1, ready.requests),
+          activeSessions: active
+            .filter((s) => s.application !== 'basketball-api:health')
+            .map((s) => ({ application: s.application, query: s.query.slice(0, 200) })),
+        }
+      }
+
+      let rosterResult: LoadResult | null = null
+      const headers: Record<string, string> =
+        kind === 'service' ? { authorization: `Bearer ${ctx.adminToken}` } : {}
+      const rosterUrl = `${proc.base}/teams/${ROSTER_TEAM}/roster`
+      if (kind === 'service') rosterStatus = await rosterProbe(rosterUrl, headers)
+      if (rosterStatus === 200) {
+        await load({ url: rosterUrl, seconds: 1, connections: args.connections, headers })
+        rosterResult = await load({
+          url: rosterUrl,
+          seconds: args.loadSeconds,
+          connections: args.connections,
+          headers,
+        })
+      }
+      return { run, kind, bootMs, rssMiB: rss, ready, roster: rosterResult, queries }
+    } finally {
+      await proc.stop()
+    }
+  }
+
+  for (let run = 0; run < args.runs; run++) {
+    const order: Kind[] = run % 2 === 0 ? ['service', 'bare'] : ['bare', 'service']
+    for (const kind of order) {
+      const s = await measure(run, kind)
+      samples.push(s)
+      ctx.log(
+        `  run ${run + 1}/${args.runs} ${kind.padEnd(7)} boot ${fmt(s.bootMs, 0)} ms, ` +
+          `rss ${fmt(s.rssMiB, 1)} MiB, ready ${fmt(s.ready.rps, 0)} rps p99 ${fmt(s.ready.p99Ms, 2)} ms` +
+          (s.roster
+            ? `, roster ${fmt(s.roster.rps, 0)} rps p99 ${fmt(s.roster.p99Ms, 2)} ms`
+            : '') +
+          (s.queries
+            ? `, db xacts ${s.queries.transactions} (background ≈${s.queries.expectedBackground})`
+            : ''),
+      )
+    }
+  }
+
+  const of = (kind: Kind, pick: (s: Sample) => number | undefined) =>
+    median(samples.filter((s) => s.kind === kind).map((s) => pick(s) ?? Number.NaN))
+  const boot = { service: of('service', (s) => s.bootMs), bare: of('bare', (s) => s.bootMs) }
+  const rss = { service: of('service', (s) => s.rssMiB), bare: of('bare', (s) => s.rssMiB) }
+  const ready = {
+    service: of('service', (s) => s.ready.rps),
+    bare: of('bare', (s) => s.ready.rps),
+    serviceP99: of('service', (s) => s.ready.p99Ms),
+    bareP99: of('bare', (s) => s.ready.p99Ms),
+  }
+  const bad = samples.filter((s) => s.ready.non2xx > 0 || s.ready.errors > 0)
+  if (bad.length > 0) notes.push(`${bad.length} probe loads saw non-2xx answers or errors`)
+  const checks = samples.flatMap((s) => (s.queries ? [s.queries] : []))
+  const excess = Math.max(...checks.map((q) => q.transactions - q.expectedBackground))
+  const sessions = checks.flatMap((q) => q.activeSessions)
+  const probes = checks.reduce((n, q) => n + q.probes, 0)
+  const zeroQueries = excess <= 2 && sessions.length === 0
+
+  const rows: Row[] = [
+    {
+      figure: 'Boot-to-ready, up-to-date DB (ms)',
+      service: fmt(boot.service, 0),
+      baseline: fmt(boot.bare, 0),
+      ratio: boot.service / boot.bare,
+      target: '≤ 1.30×',
+      met: boot.service / boot.bare <= 1.3,
+    },
+    {
+      figure: '/health/ready throughput (req/s)',
+      service: fmt(ready.service, 0),
+      baseline: fmt(ready.bare, 0),
+      ratio: ready.service / ready.bare,
+      target: '≥ 0.95×',
+      met: ready.service / ready.bare >= 0.95,
+    },
+    {
+      figure: '/health/ready p99 latency (ms)',
+      service: fmt(ready.serviceP99, 2),
+      baseline: fmt(ready.bareP99, 2),
+      ratio: null,
+      target: '< 2 ms',
+      met: ready.serviceP99 < 2,
+    },
+    {
+      figure: 'DB queries per probe',
+      service: `${fmt(Math.max(0, excess) / Math.max(1, probes / Math.max(1, checks.length)), 6)}`,
+      baseline: '–',
+      ratio: null,
+      target: '0',
+      met: zeroQueries,
+      note: `max ${excess} transactions above the background check in a window of ~${fmt(probes / Math.max(1, checks.length), 0)} probes; ${sessions.length} service sessions active`,
+    },
+  ]
+  const rosterSamples = samples.filter((s) => s.roster)
+  if (rosterStatus === 200 && rosterSamples.length > 0) {
+    const svc = of('service', (s) => s.roster?.rps)
+    const bare = of('bare', (s) => s.roster?.rps)
+    rows.push({
+      figure: `GET /teams/:id/roster (req/s)`,
+      service: fmt(svc, 0),
+      baseline: fmt(bare, 0),
+      ratio: svc / bare,
+      target: '≥ 0.90×',
+      met: svc / bare >= 0.9,
+      note: `p99 ${fmt(
+        of('service', (s) => s.roster?.p99Ms),
+        2,
+      )} ms vs ${fmt(
+        of('bare', (s) => s.roster?.p99Ms),
+        2,
+      )} ms`,
+    })
+  } else {
+    const why =
+      rosterStatus === 404
+        ? 'GET /teams/:id/roster does not exist in this build yet: roster benchmark skipped'
+        : `GET /teams/:id/roster answered ${rosterStatus}: roster benchmark skipped`
+    notes.push(why)
+    rows.push({
+      figure: 'GET /teams/:id/roster (req/s)',
+      service: 'skipped',
+      baseline: '–',
+      ratio: null,
+      target: '≥ 0.90×',
+      met: null,
+      note: why,
+    })
+  }
+  rows.push({
+    figure: 'Resident memory once ready (MiB)',
+    service: fmt(rss.service, 1),
+    baseline: fmt(rss.bare, 1),
+    ratio: rss.service / rss.bare,
+    target: '≤ 1.20×',
+    met: rss.service / rss.bare <= 1.2,
+  })
+  await admin.dropDatabase(DATABASE)
+  return {
+    rows,
+    notes,
+    data: {
+      medians: { boot, rss, ready },
+      roster: { sql: roster.sql, source: roster.source, status: rosterStatus },
+      queryCheck: { method: 'pg_stat_database.xact_commit delta + pg_stat_activity', checks },
+      samples: samples.map((s) => ({
+        ...s,
+        bootMs: round(s.bootMs),
+        rssMiB: round(s.rssMiB),
+      })),
+    },
+  }
+}
+
+/** The roster route's status for the admin; 404 means the route is not there yet. */
+async function rosterProbe(url: string, headers: Record<string, string>): Promise<number> {
+  if (Object.keys(headers).length === 0) return probe(url)
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) }).catch(() => null)
+  if (!res) return 0
+  await res.arrayBuffer().catch(() => {})
+  return res.status
+}
