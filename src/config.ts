@@ -28,12 +28,23 @@ export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
+export interface LoadConfigOptions {
+  /**
+   * `false` for tools that serve no admin route (the migrate CLI): ADMIN_TOKEN is
+   * then optional even with a DATABASE_URL. The server keeps the default, `true`.
+   */
+  requireAdminToken?: boolean
+}
+
 /**
  * Validates `env` against {@link ConfigSchema}. Without a DATABASE_URL the service
  * runs an embedded PostgreSQL and may generate its own admin token; with one, an
  * ADMIN_TOKEN is required.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  options: LoadConfigOptions = {},
+): Config {
   let config: Config
   try {
     config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
@@ -41,7 +52,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const message = (err as Error).message.replace(/env\//g, '')
     throw new ConfigError(`invalid configuration: ${message}`)
   }
-  if (config.DATABASE_URL !== undefined && config.ADMIN_TOKEN === undefined) {
+  if (
+    options.requireAdminToken !== false &&
+    config.DATABASE_URL !== undefined &&
+    config.ADMIN_TOKEN === undefined
+  ) {
     throw new ConfigError(
       'invalid configuration: ADMIN_TOKEN is required when DATABASE_URL is set (admin routes need a bearer token)',
     )

@@ -1,0 +1,422 @@
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import { type Config, ConfigError, loadConfig } from '../config.js'
+import { errorCode, isConnectionError, StopRequestedError } from '../migrate/errors.js'
+import { lockHolder } from '../migrate/lock.js'
+import {
+  type Inspection,
+  type MigrationView,
+  Migrator,
+  type MigratorLogger,
+} from '../migrate/migrator.js'
+import type { LockHolder } from '../migrate/types.js'
+
+/**
+ * `npm run migrate -- <command>`: the migration engine without HTTP, for
+ * pipelines and Kubernetes Jobs. Same chain, same ledger, same advisory lock
+ * as migrate-on-boot, so it can run while replicas are up.
+ */
+
+const PROGRAM = 'basketball-api migrate'
+
+const USAGE = `usage: npm run migrate -- <command> [--json]
+       node dist/cli/migrate.js <command> [--json]
+
+commands:
+  status   every migration of this build and of the ledger: status, outcome, applied at
+  plan     what "up" would apply, in order; changes nothing
+  up       applies every pending migration under the migration lock
+  down     reverts the last applied migration, when it has a down()
+  verify   fails when a migration is pending, the ledger has a row this build does
+           not know, a checksum differs, or the schema drifted from the chain's snapshot
+
+options:
+  --json       one JSON document on stdout
+  -h, --help   this text
+
+environment: DATABASE_URL or MIGRATION_DATABASE_URL (the latter wins: a direct
+connection, not through PgBouncer), MIGRATIONS_DIR, MIGRATION_LOCK_TIMEOUT_MS.
+exit codes: 0 success, 1 failure (migration failed, database unreachable,
+verify found a problem), 2 usage or configuration error.`
+
+const COMMANDS = ['status', 'plan', 'up', 'down', 'verify'] as const
+type Command = (typeof COMMANDS)[number]
+
+/** Exit codes: the contract pipelines rely on. */
+const EXIT = { ok: 0, failure: 1, usage: 2 } as const
+
+/** A failure that has already been explained on stderr's one line. */
+class CliFailure extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.failure,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message)
+  }
+}
+
+interface Output {
+  json: boolean
+  /** A line for humans on stdout (suppressed with --json). */
+  line(text?: string): void
+  /** The one JSON document of a --json run. */
+  document(value: unknown): void
+}
+
+/** Passwords and whole connection strings never reach stdout or stderr. */
+function makeRedactor(urls: Array<string | undefined>): (text: string) => string {
+  const secrets = new Set<string>()
+  for (const url of urls) {
+    if (!url) continue
+    secrets.add(url)
+    try {
+      const password = new URL(url).password
+      if (password) {
+        secrets.add(password)
+        secrets.add(decodeURIComponent(password))
+      }
+    } catch {
+      // Not a URL after all: the whole string is already in the set.
+    }
+  }
+  const list = [...secrets].filter((s) => s.length > 0).sort((a, b) => b.length - a.length)
+  return (text) => list.reduce((out, secret) => out.split(secret).join('[redacted]'), text)
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return errorText(err.errors[0])
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code
+    return err.message || (typeof code === 'string' ? code : err.name)
+  }
+  return String(err)
+}
+
+/** Progress and warnings of the engine, one line each on stderr (stdout stays the result). */
+function makeLogger(redact: (text: string) => string, onApplied: (obj: object) => void) {
+  const write = (level: string, obj: object, msg?: string) => {
+    const fields = Object.fromEntries(
+      Object.entries(obj).map(([k, v]) => [k, v instanceof Error ? errorText(v) : v]),
+    )
+    const detail = Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : ''
+    process.stderr.write(redact(`${PROGRAM}: ${level}: ${msg ?? ''}${detail}\n`))
+  }
+  const logger: MigratorLogger = {
+    info(obj, msg) {
+      if ('migration' in obj && 'outcome' in obj) onApplied(obj)
+      else write('info', obj, msg)
+    },
+    warn: (obj, msg) => write('warn', obj, msg),
+    error: (obj, msg) => write('error', obj, msg),
+    debug() {},
+  }
+  return logger
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
+  return rows.map((r) =>
+    r
+      .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  )
+}
+
+const checksumText = (m: MigrationView) =>
+  m.checksumMatches === null ? '-' : m.checksumMatches ? 'ok' : 'DIFFERS'
+
+function summary(i: Inspection): string {
+  return (
+    `${i.migrations.length} migrations: ${i.applied} applied, ${i.pending} pending, ` +
+    `${i.unknown} unknown; checksum mismatches: ${i.checksumMismatches}; drift: ${i.drift.status}`
+  )
+}
+
+function holderText(holder: LockHolder | null): string {
+  if (!holder) return 'migration lock: free'
+  const where = holder.clientAddr ? `, ${holder.clientAddr}` : ''
+  const age = holder.sessionSeconds === null ? '' : `, session ${holder.sessionSeconds} s old`
+  return `migration lock: held by pid ${holder.pid} (${holder.application}${where}${age})`
+}
+
+/** Who holds the migration lock: the one thing about a run in another process the ledger cannot say. */
+async function readLockHolder(connectionString: string): Promise<LockHolder | null> {
+  const client = new pg.Client({
+    connectionString,
+    application_name: 'basketball-api:migrate-cli',
+    connectionTimeoutMillis: 5000,
+  })
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    return await lockHolder(client)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+/** Everything `verify` objects to, one line each. */
+function verifyProblems(i: Inspection): string[] {
+  const problems: string[] = []
+  for (const m of i.migrations) {
+    if (m.status === 'pending' || m.status === 'failed') problems.push(`pending: ${m.name}`)
+    if (m.status === 'unknown')
+      problems.push(`unknown: ${m.name} is in the ledger, not in this build`)
+    if (m.checksumMatches === false)
+      problems.push(`checksum: ${m.name} differs from the source this build applied`)
+  }
+  for (const d of i.drift.differences) problems.push(`drift: ${d}`)
+  return problems
+}
+
+async function status(migrator: Migrator, connectionString: string, out: Output) {
+  const [inspection, holder] = await Promise.all([
+    migrator.inspect(),
+    readLockHolder(connectionString),
+  ])
+  if (out.json) return out.document({ command: 'status', ...inspection, lockHolder: holder })
+  out.line(
+    table([
+      ['NAME', 'STATUS', 'OUTCOME', 'APPLIED AT', 'DURATION', 'CHECKSUM'],
+      ...inspection.migrations.map((m) => [
+        m.name,
+        m.status,
+        m.outcome ?? '-',
+        m.appliedAt ?? '-',
+        m.durationMs === null ? '-' : `${m.durationMs} ms`,
+        checksumText(m),
+      ]),
+    ]).join('\n'),
+  )
+  out.line()
+  out.line(summary(inspection))
+  out.line(holderText(holder))
+}
+
+async function plan(migrator: Migrator, out: Output) {
+  const [migrations, rows] = await Promise.all([migrator.migrations(), migrator.ledger()])
+  const pending = new Set(await migrator.pending(rows))
+  const steps = migrations
+    .filter((m) => pending.has(m.name))
+    .map((m) => ({ name: m.name, transaction: m.module.transaction !== false }))
+  const known = new Set(migrations.map((m) => m.name))
+  const unknown = rows.filter((r) => !known.has(r.name)).map((r) => r.name)
+  if (out.json) return out.document({ command: 'plan', pending: steps, unknown })
+  if (steps.length === 0) out.line('nothing to apply: every migration of this build is applied')
+  else {
+    out.line(`${steps.length} migrations would be applied, in this order:`)
+    for (const s of steps) out.line(`  ${s.name}${s.transaction ? '' : '  (no transaction)'}`)
+  }
+  if (unknown.length > 0)
+    out.line(`the ledger also lists migrations this build does not know: ${unknown.join(', ')}`)
+}
+
+async function up(migrator: Migrator, out: Output, applied: Array<Record<string, unknown>>) {
+  const before = await migrator.pending()
+  if (before.length > 0) out.line(`applying ${before.length} pending migrations`)
+  let names: string[]
+  try {
+    names = await migrator.up()
+  } catch (err) {
+    if (applied.length > 0 && !out.json)
+      out.line(`${applied.length} migrations were applied before the failure and stay applied`)
+    throw err
+  }
+  const rows = new Map((await migrator.ledger()).map((r) => [r.name, r]))
+  const result = names.map((name) => {
+    const row = rows.get(name)
+    return {
+      name,
+      outcome: row?.outcome ?? null,
+      durationMs: row?.durationMs ?? null,
+      changes: row?.changes ?? [],
+    }
+  })
+  if (out.json) return out.document({ command: 'up', applied: result })
+  const ran = result.filter((r) => r.outcome === 'ran').length
+  out.line(
+    names.length === 0
+      ? 'nothing to apply: every migration of this build is applied'
+      : `applied ${names.length} migrations: ${ran} ran, ${names.length - ran} already present`,
+  )
+}
+
+async function down(migrator: Migrator, out: Output) {
+  const [migrations, rows] = await Promise.all([migrator.migrations(), migrator.ledger()])
+  const known = new Set(migrations.map((m) => m.name))
+  const unknown = rows.filter((r) => !known.has(r.name)).map((r) => r.name)
+  if (unknown.length > 0) {
+    // Reverting an older migration under a newer one would pull the floor from under it.
+    throw new CliFailure(
+      `refusing to revert: the ledger lists migrations this build does not know (${unknown.join(', ')}); revert them with the build that has them`,
+    )
+  }
+  const reverted = await migrator.down()
+  if (out.json) return out.document({ command: 'down', reverted })
+  out.line(
+    reverted === null ? 'nothing to revert: no migration is applied' : `reverted ${reverted}`,
+  )
+}
+
+async function verify(migrator: Migrator, out: Output) {
+  const inspection = await migrator.inspect()
+  const problems = verifyProblems(inspection)
+  const compared = inspection.drift.status !== 'unknown'
+  if (out.json) {
+    const { migrations: _omitted, ...rest } = inspection
+    out.document({ command: 'verify', ok: problems.length === 0, problems, ...rest })
+  } else {
+    for (const p of problems) out.line(p)
+    if (!compared && inspection.pending === 0)
+      out.line('schema not compared: the migrations folder has no schema.snapshot.json')
+    out.line(summary(inspection))
+  }
+  if (problems.length > 0) {
+    const kinds = [...new Set(problems.map((p) => p.slice(0, p.indexOf(':'))))].join(', ')
+    const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`
+    throw new CliFailure(`verify failed: ${count} (${kinds})`, EXIT.failure, {
+      problems,
+    })
+  }
+  if (!out.json) out.line('verify: ok')
+}
+
+function describeFailure(err: unknown, migrator: Migrator | undefined, command: string) {
+  if (err instanceof CliFailure) return err
+  if (err instanceof StopRequestedError)
+    return new CliFailure(
+      `${command} stopped by a signal; migrations that committed stay applied, the rest rolled back`,
+    )
+  const code = errorCode(err)
+  const text = errorText(err)
+  if (isConnectionError(err))
+    return new CliFailure(`cannot reach the database: ${text}`, EXIT.failure, { code })
+  if (code === '28P01' || code === '28000')
+    return new CliFailure(`the database refused the credentials: ${text}`, EXIT.failure, { code })
+  const migration = migrator?.view().lastError?.migration ?? null
+  const where = migration ? `migration ${migration} failed: ` : `${command} failed: `
+  return new CliFailure(`${where}${text}${code ? ` (SQLSTATE ${code})` : ''}`, EXIT.failure, {
+    code,
+    migration,
+  })
+}
+
+/** Runs the CLI; resolves with the exit code. */
+async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let redact = (text: string) => text
+  const stderr = (message: string) => process.stderr.write(redact(`${PROGRAM}: ${message}\n`))
+  const usage = (message: string) => {
+    stderr(message)
+    process.stderr.write(`${USAGE}\n`)
+    return EXIT.usage
+  }
+
+  let values: { json?: boolean; help?: boolean }
+  let positionals: string[]
+  try {
+    ;({ values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }))
+  } catch (err) {
+    return usage(errorText(err))
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`)
+    return EXIT.ok
+  }
+  const [name, ...extra] = positionals
+  if (name === undefined) return usage('missing command')
+  if (!(COMMANDS as readonly string[]).includes(name))
+    return usage(`unknown command: ${JSON.stringify(name)}`)
+  if (extra.length > 0) return usage(`unexpected arguments: ${extra.join(' ')}`)
+  const command = name as Command
+
+  let config: Config
+  try {
+    config = loadConfig(env, { requireAdminToken: false })
+  } catch (err) {
+    if (err instanceof ConfigError) return usage(err.message)
+    throw err
+  }
+  const connectionString = config.MIGRATION_DATABASE_URL ?? config.DATABASE_URL
+  redact = makeRedactor([config.DATABASE_URL, config.MIGRATION_DATABASE_URL])
+  if (connectionString === undefined) {
+    return usage(
+      'DATABASE_URL (or MIGRATION_DATABASE_URL) is required: the migrate command does not start the embedded database',
+    )
+  }
+
+  const json = values.json === true
+  const out: Output = {
+    json,
+    line: (text = '') => {
+      if (!json) process.stdout.write(`${redact(text)}\n`)
+    },
+    document: (value) => process.stdout.write(`${redact(JSON.stringify(value, null, 2))}\n`),
+  }
+  const applied: Array<Record<string, unknown>> = []
+  const migrator = new Migrator({
+    connectionString,
+    migrationsDir: config.MIGRATIONS_DIR,
+    lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
+    applicationName: 'basketball-api-cli',
+    logger: makeLogger(redact, (obj) => {
+      const o = obj as { migration: string; outcome: string; durationMs?: number }
+      applied.push(o)
+      out.line(`  ${o.migration.padEnd(30)}  ${o.outcome.padEnd(15)}  ${o.durationMs ?? '?'} ms`)
+    }),
+  })
+
+  // A Job deleted mid-run: no new migration starts, the running one commits or rolls back.
+  const onSignal = (signal: NodeJS.Signals) => {
+    stderr(`${signal}: stopping after the current migration`)
+    void migrator.stop()
+  }
+  process.once('SIGTERM', onSignal)
+  process.once('SIGINT', onSignal)
+  try {
+    switch (command) {
+      case 'status':
+        await status(migrator, connectionString, out)
+        break
+      case 'plan':
+        await plan(migrator, out)
+        break
+      case 'up':
+        await up(migrator, out, applied)
+        break
+      case 'down':
+        await down(migrator, out)
+        break
+      case 'verify':
+        await verify(migrator, out)
+        break
+    }
+    return EXIT.ok
+  } catch (err) {
+    const failure = describeFailure(err, migrator, command)
+    stderr(failure.message)
+    if (json && !(err instanceof CliFailure && command === 'verify')) {
+      out.document({ command, error: { message: failure.message, ...failure.details } })
+    }
+    return failure.exitCode
+  } finally {
+    process.off('SIGTERM', onSignal)
+    process.off('SIGINT', onSignal)
+  }
+}
+
+main(process.argv.slice(2), process.env).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err) => {
+    process.stderr.write(`${PROGRAM}: unexpected error: ${errorText(err)}\n`)
+    process.exitCode = EXIT.failure
+  },
+)

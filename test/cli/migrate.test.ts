@@ -1,0 +1,297 @@
+import { execFile, spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, inject, it } from 'vitest'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { freePort, withClient } from '../helpers/postgres.js'
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs this test run's build of the CLI as a real process, with only the given environment. */
+function cli(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [join(inject('buildDir'), 'cli', 'migrate.js'), ...args],
+      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 90_000 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null
+        resolve({ code, stdout, stderr })
+      },
+    )
+  })
+}
+
+const databases: TestDatabase[] = []
+async function database(template: 'empty' | 'incident') {
+  const db = await createTestDatabase(template)
+  databases.push(db)
+  return db
+}
+afterAll(async () => {
+  await Promise.all(databases.map((db) => db.drop()))
+})
+
+const ledgerNames = (url: string) =>
+  withClient(url, async (c) =>
+    (await c.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY name')).rows.map(
+      (r) => r.name,
+    ),
+  )
+
+describe('migrate CLI on a real database', () => {
+  it('plan, up, status and verify take an empty database to the end of the chain', async () => {
+    const db = await database('empty')
+    const env = { DATABASE_URL: db.url }
+
+    const planned = await cli(['plan', '--json'], env)
+    expect(planned.code).toBe(0)
+    const { pending } = JSON.parse(planned.stdout)
+    expect(pending).toHaveLength(23)
+    expect(pending[0]).toEqual({ name: '001_initial_schema', transaction: true })
+    expect(pending[22].name).toBe('023_jersey_backfill')
+
+    const human = await cli(['plan'], env)
+    expect(human.code).toBe(0)
+    expect(human.stdout).toContain('23 migrations would be applied')
+    expect(human.stdout).toContain('020_custom_notes')
+    expect(await ledgerNames(db.url).catch(() => 'no ledger')).toBe('no ledger')
+
+    const upped = await cli(['up'], env)
+    expect(upped.code, upped.stderr).toBe(0)
+    expect(upped.stdout).toMatch(/^ {2}001_initial_schema +ran +\d+ ms$/m)
+    // 023 finds no player to backfill on an empty database.
+    expect(upped.stdout).toContain('applied 23 migrations: 22 ran, 1 already present')
+    expect(await ledgerNames(db.url)).toHaveLength(23)
+
+    const status = await cli(['status'], env)
+    expect(status.code).toBe(0)
+    const rows = status.stdout.split('\n').filter((l) => /^\d{3}_/.test(l))
+    expect(rows).toHaveLength(23)
+    for (const row of rows)
+      expect(row).toMatch(/^\S+\s+applied\s+(ran|already-present)\s+\d{4}-\S+Z\s+\d+ ms\s+ok$/)
+    expect(status.stdout).toContain(
+      '23 migrations: 23 applied, 0 pending, 0 unknown; checksum mismatches: 0; drift: none',
+    )
+    expect(status.stdout).toContain('migration lock: free')
+
+    const verified = await cli(['verify'], env)
+    expect(verified.code, verified.stdout).toBe(0)
+    expect(verified.stdout).toContain('verify: ok')
+
+    const again = await cli(['up'], env)
+    expect(again.code).toBe(0)
+    expect(again.stdout).toContain('nothing to apply')
+    expect((await cli(['plan'], env)).stdout).toContain('nothing to apply')
+  })
+
+  it('up on the incident database reports 020 as already present', async () => {
+    const db = await database('incident')
+    const run = await cli(['up', '--json'], { DATABASE_URL: db.url })
+    expect(run.code, run.stderr).toBe(0)
+    const { applied } = JSON.parse(run.stdout)
+    expect(applied).toHaveLength(23)
+    const m020 = applied.find((m: { name: string }) => m.name === '020_custom_notes')
+    expect(m020).toMatchObject({
+      outcome: 'already-present',
+      changes: [{ object: 'players.custom_notes', action: 'exists' }],
+    })
+    expect((await cli(['verify'], { DATABASE_URL: db.url })).code).toBe(0)
+  })
+
+  it('verify fails on an index dropped by hand and names it', async () => {
+    const db = await database('empty')
+    const env = { DATABASE_URL: db.url }
+    expect((await cli(['up'], env)).code).toBe(0)
+    await withClient(db.url, (c) => c.query('DROP INDEX ix_games_team_starts'))
+
+    const run = await cli(['verify'], env)
+    expect(run.code).toBe(1)
+    expect(run.stdout).toMatch(/^drift: missing .*CREATE INDEX ix_games_team_starts ON/m)
+    expect(run.stderr).toMatch(/verify failed: 1 problem \(drift\)/)
+
+    const json = await cli(['verify', '--json'], env)
+    expect(json.code).toBe(1)
+    const report = JSON.parse(json.stdout)
+    expect(report.ok).toBe(false)
+    expect(report.drift.status).toBe('drift')
+    expect(report.problems).toEqual([expect.stringContaining('ix_games_team_starts')])
+  })
+
+  it('verify fails on pending migrations, unknown ledger rows and checksum mismatches', async () => {
+    const db = await database('empty')
+    const env = { DATABASE_URL: db.url }
+    const fresh = await cli(['verify'], env)
+    expect(fresh.code).toBe(1)
+    expect(fresh.stdout).toContain('pending: 001_initial_schema')
+
+    expect((await cli(['up'], env)).code).toBe(0)
+    await withClient(db.url, async (c) => {
+      await c.query(
+        `INSERT INTO schema_migrations (name, checksum, outcome, duration_ms)
+         VALUES ('024_from_a_newer_build', 'sha256:0', 'ran', 1)`,
+      )
+      await c.query(
+        `UPDATE schema_migrations SET checksum = 'sha256:edited' WHERE name = '005_guardians'`,
+      )
+    })
+    const run = await cli(['verify'], env)
+    expect(run.code).toBe(1)
+    expect(run.stdout).toContain('unknown: 024_from_a_newer_build')
+    expect(run.stdout).toContain('checksum: 005_guardians')
+
+    const status = await cli(['status'], env)
+    expect(status.code).toBe(0)
+    expect(status.stdout).toMatch(/^024_from_a_newer_build\s+unknown\s+ran/m)
+    expect(status.stdout).toMatch(/^005_guardians\s+applied.*DIFFERS$/m)
+  })
+
+  it('down fails clearly on a migration without down() and changes nothing', async () => {
+    const db = await database('empty')
+    const env = { DATABASE_URL: db.url }
+    expect((await cli(['up'], env)).code).toBe(0)
+    const run = await cli(['down'], env)
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain('023_jersey_backfill has no down(); it cannot be reverted')
+    expect(run.stderr.trim().split('\n')).toHaveLength(1)
+    expect(await ledgerNames(db.url)).toHaveLength(23)
+  })
+
+  it('down reverts the last migration that has a down(), with its ledger row', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'migrate-cli-'))
+    try {
+      for (const name of ['001_first', '002_second']) {
+        await writeFile(
+          join(dir, `${name}.mjs`),
+          `export async function up({ context }) { await context.query('CREATE TABLE IF NOT EXISTS t_${name} (id int)') }
+export async function down({ context }) { await context.query('DROP TABLE t_${name}') }\n`,
+        )
+      }
+      const db = await database('empty')
+      const env = { DATABASE_URL: db.url, MIGRATIONS_DIR: dir }
+      expect((await cli(['up'], env)).code).toBe(0)
+      const run = await cli(['down'], env)
+      expect(run.code, run.stderr).toBe(0)
+      expect(run.stdout).toContain('reverted 002_second')
+      expect(await ledgerNames(db.url)).toEqual(['001_first'])
+      // No snapshot beside a custom chain: verify checks the ledger only and says so.
+      expect((await cli(['up'], env)).code).toBe(0)
+      const verified = await cli(['verify'], env)
+      expect(verified.code).toBe(0)
+      expect(verified.stdout).toContain('schema not compared')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('an unreachable database exits 1 with one clear line and no password', async () => {
+    const port = await freePort()
+    const env = { DATABASE_URL: `postgres://app:s3cret-pw@127.0.0.1:${port}/basketball` }
+    for (const command of ['status', 'up', 'verify']) {
+      const run = await cli([command], env)
+      expect(run.code).toBe(1)
+      expect(run.stderr).toMatch(/^basketball-api migrate: cannot reach the database: .+\n$/)
+      expect(run.stderr + run.stdout).not.toContain('s3cret-pw')
+    }
+  })
+
+  it('a migration that fails exits 1 and names it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'migrate-cli-'))
+    try {
+      await writeFile(
+        join(dir, '001_ok.mjs'),
+        `export async function up({ context }) { await context.query('CREATE TABLE IF NOT EXISTS t_ok (id int)') }\n`,
+      )
+      await writeFile(
+        join(dir, '002_broken.mjs'),
+        `export async function up({ context }) { await context.query('ALTER TABLE t_missing ADD COLUMN x int') }\n`,
+      )
+      const db = await database('empty')
+      const run = await cli(['up'], { DATABASE_URL: db.url, MIGRATIONS_DIR: dir })
+      expect(run.code).toBe(1)
+      expect(run.stderr).toMatch(/migration 002_broken failed: .*t_missing.*\(SQLSTATE 42P01\)/)
+      expect(run.stdout).toMatch(/^ {2}001_ok +ran +\d+ ms$/m)
+      expect(await ledgerNames(db.url)).toEqual(['001_ok'])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+  it('SIGTERM lets the running migration commit, starts no other, exits 1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'migrate-cli-'))
+    try {
+      await writeFile(
+        join(dir, '001_slow.mjs'),
+        `export async function up({ context }) { await context.query('SELECT pg_sleep(2.5)'); await context.query('CREATE TABLE t_slow (id int)') }\n`,
+      )
+      await writeFile(
+        join(dir, '002_next.mjs'),
+        `export async function up({ context }) { await context.query('CREATE TABLE t_next (id int)') }\n`,
+      )
+      const db = await database('empty')
+      const child = spawn(process.execPath, [join(inject('buildDir'), 'cli', 'migrate.js'), 'up'], {
+        env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, MIGRATIONS_DIR: dir },
+      })
+      let stdout = ''
+      let stderr = ''
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d
+      })
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d
+      })
+      // Signal while 001 is inside its transaction, as seen from the database.
+      const running = () =>
+        withClient(db.url, async (c) => {
+          const { rowCount } = await c.query(
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(2.5)%' AND pid <> pg_backend_pid()",
+          )
+          return rowCount === 1
+        })
+      while (child.exitCode === null && !(await running())) await new Promise((r) => setTimeout(r, 50))
+      child.kill('SIGTERM')
+      expect(await exited, stdout).toBe(1)
+      expect(stderr).toContain('SIGTERM: stopping after the current migration')
+      expect(stderr).toContain('up stopped by a signal')
+      expect(await ledgerNames(db.url)).toEqual(['001_slow'])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('migrate CLI usage', () => {
+  const env = { DATABASE_URL: 'postgres://app:pw@127.0.0.1:1/basketball' }
+
+  it.each([
+    ['no command', []],
+    ['an unknown command', ['frobnicate']],
+    ['an unknown option', ['status', '--force']],
+    ['an extra argument', ['status', 'now']],
+  ])('%s exits 2 with the usage text', async (_what, args) => {
+    const run = await cli(args, env)
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain('usage: npm run migrate -- <command>')
+    expect(run.stdout).toBe('')
+  })
+
+  it('a bad or missing configuration exits 2 without connecting', async () => {
+    const missing = await cli(['status'], {})
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain('DATABASE_URL (or MIGRATION_DATABASE_URL) is required')
+    const bad = await cli(['status'], { ...env, MIGRATION_LOCK_TIMEOUT_MS: 'soon' })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('MIGRATION_LOCK_TIMEOUT_MS')
+  })
+
+  it('--help prints the usage and exits 0; no ADMIN_TOKEN is needed', async () => {
+    const run = await cli(['--help'], env)
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain('verify')
+  })
+})
