@@ -253,7 +253,8 @@ export async function down({ context }) { await context.query('DROP TABLE t_${na
           )
           return rowCount === 1
         })
-      while (child.exitCode === null && !(await running())) await new Promise((r) => setTimeout(r, 50))
+      while (child.exitCode === null && !(await running()))
+        await new Promise((r) => setTimeout(r, 50))
       child.kill('SIGTERM')
       expect(await exited, stdout).toBe(1)
       expect(stderr).toContain('SIGTERM: stopping after the current migration')
