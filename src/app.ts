@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fast
 import type { Config } from './config.js'
 import auth from './plugins/auth.js'
 import errors from './plugins/errors.js'
+import metrics from './plugins/metrics.js'
 import migrations from './plugins/migrations.js'
 import readiness from './plugins/readiness.js'
 import swagger from './plugins/swagger.js'
@@ -64,6 +65,8 @@ export async function buildApp(opts: AppOptions) {
   })
   // Before every route: the OpenAPI document is collected as routes are added.
   await app.register(swagger)
+  // Before the routes too: its onResponse hook only reaches routes registered after it.
+  await app.register(metrics)
   await app.register(healthRoutes)
   await app.register(migrationsRoutes)
   await app.register(teamsRoutes)
