@@ -45,6 +45,8 @@ export class MigrationSupervisor {
   private loop: Promise<void> | undefined
   private stopped = false
   private readonly wake = new AbortController()
+  /** Ends the current retry wait early (see {@link databaseReachable}). */
+  private retryEarly: AbortController | undefined
   private readonly opts: Required<SupervisorOptions>
 
   constructor(
@@ -78,6 +80,15 @@ export class MigrationSupervisor {
     this.wake.abort()
     await this.migrator.stop()
     await this.loop
+  }
+
+  /**
+   * The health check reached the database again: if the loop is waiting to retry
+   * after the database was unreachable, retry now rather than after the backoff
+   * (which grows to `maxRetryMs`), so readiness follows the database within a probe period.
+   */
+  databaseReachable(): void {
+    if (this.phase === 'database-unavailable') this.retryEarly?.abort()
   }
 
   get complete(): boolean {
@@ -154,7 +165,16 @@ export class MigrationSupervisor {
     this.opts.logger.info({ attempt: this.attempt }, 'migrations complete; ready')
   }
 
-  private pause(ms: number) {
-    return sleep(ms, this.wake.signal)
+  private async pause(ms: number) {
+    const early = new AbortController()
+    this.retryEarly = early
+    const stop = () => early.abort()
+    this.wake.signal.addEventListener('abort', stop, { once: true })
+    try {
+      await sleep(ms, this.wake.signal.aborted ? this.wake.signal : early.signal)
+    } finally {
+      this.wake.signal.removeEventListener('abort', stop)
+      if (this.retryEarly === early) this.retryEarly = undefined
+    }
   }
 }

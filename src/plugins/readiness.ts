@@ -56,7 +56,11 @@ export default fp(
           await c.connect()
         }
         await client.query('SELECT 1')
-        if (!db.up) app.log.info('database reachable again')
+        if (!db.up) {
+          app.log.info('database reachable again')
+          // A migration run waiting out its reconnect backoff retries now.
+          app.migrations.supervisor.databaseReachable()
+        }
         db.up = true
         db.error = null
       } catch (err) {
