@@ -55,6 +55,9 @@ async function main() {
     if (err) logger.error({ err }, 'stopping after an uncaught error')
     else logger.info({ signal }, 'shutting down: draining requests')
     app.readiness.beginShutdown()
+    // Still listening while a migration in progress commits or rolls back (up to half of
+    // SHUTDOWN_TIMEOUT_MS): probes get 503 shutting-down rather than a refused connection.
+    await app.migrations.supervisor.stop()
     await app.close()
     await embedded?.stop()
     logger.info('stopped')

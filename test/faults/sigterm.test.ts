@@ -1,0 +1,254 @@
+import { afterEach, describe, expect, inject, it } from 'vitest'
+import { Migrator } from '../../src/migrate/migrator.js'
+import { ADMIN_TOKEN, AUTH } from '../helpers/app.js'
+import { writeChain } from '../helpers/chains.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { advisoryLocks, getJson, serviceSessions, sleep, until } from '../helpers/faults.js'
+import { withClient } from '../helpers/postgres.js'
+import { type ServiceProcess, startService } from '../helpers/process.js'
+
+/**
+ * SIGTERM: readiness turns `shutting-down` at once, requests already sent are
+ * answered, a migration in progress commits or rolls back, no further one
+ * starts, the lock is released, and the process exits 0.
+ */
+const services: ServiceProcess[] = []
+const databases: TestDatabase[] = []
+afterEach(async () => {
+  await Promise.all(services.splice(0).map((s) => s.stop('SIGKILL')))
+  await Promise.all(databases.splice(0).map((d) => d.drop()))
+})
+
+interface Sent {
+  path: string
+  sentAt: number
+  doneAt: number
+  status?: number
+  reason?: string
+  error?: string
+}
+
+const PATHS = ['/health/ready', '/health', '/migrations', '/health/live']
+
+describe('SIGTERM under load', () => {
+  it('answers every request sent before the signal, stops saying ready at once, exits 0', async () => {
+    const db = await createTestDatabase('incident')
+    databases.push(db)
+    await new Migrator({ connectionString: db.url }).up()
+    const service = await startService({ DATABASE_URL: db.url, ADMIN_TOKEN })
+    services.push(service)
+    await service.waitFor('/health/ready', (s) => s === 200)
+
+    const sent: Sent[] = []
+    let exited = false
+    void service.exited.then(() => {
+      exited = true
+    })
+    const WORKERS = 32
+    const worker = async (w: number) => {
+      for (let i = w; !exited; i++) {
+        const path = PATHS[i % PATHS.length] as string
+        const entry: Sent = { path, sentAt: performance.now(), doneAt: 0 }
+        sent.push(entry)
+        try {
+          const res = await fetch(`${service.base}${path}`, {
+            headers: path === '/migrations' ? AUTH : {},
+            signal: AbortSignal.timeout(10_000),
+          })
+          entry.status = res.status
+          const body = (await res.json()) as { reason?: string }
+          if (body.reason) entry.reason = body.reason
+        } catch (err) {
+          const cause = (err as { cause?: { code?: string } }).cause
+          entry.error = cause?.code ?? (err as Error).message
+          // The server has stopped listening: stop hammering it.
+          if (entry.error === 'ECONNREFUSED') await sleep(50)
+        }
+        entry.doneAt = performance.now()
+      }
+    }
+    const load = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)))
+    await sleep(1500)
+
+    const signalAt = performance.now()
+    service.child.kill('SIGTERM')
+    const exit = await service.exited
+    const exitAt = performance.now()
+    await load
+
+    const before = sent.filter((r) => r.sentAt < signalAt)
+    const after = sent.filter((r) => r.sentAt >= signalAt)
+    const unanswered = before.filter((r) => r.status === undefined)
+    const readyAfter = after.filter((r) => r.path === '/health/ready' && r.status !== undefined)
+    const firstShuttingDown = readyAfter.find((r) => r.reason === 'shutting-down')
+    const lastReady200 = after.filter((r) => r.path === '/health/ready' && r.status === 200).at(-1)
+    const errorsAfter = after.filter((r) => r.error)
+    const errorKinds = [...new Set(errorsAfter.map((r) => r.error))]
+    console.log(
+      `SIGTERM under load (${WORKERS} concurrent clients): ${before.length} requests sent before the signal,` +
+        ` ${unanswered.length} unanswered; after it ${after.length} sent, ${after.length - errorsAfter.length} answered` +
+        ` (${readyAfter.filter((r) => r.reason === 'shutting-down').length} ready probes said shutting-down,` +
+        ` ${after.filter((r) => r.path === '/health/ready' && r.status === 200).length} said 200),` +
+        ` ${errorsAfter.length} refused (${errorKinds.join(', ')}); first shutting-down answer sent` +
+        ` ${firstShuttingDown ? Math.round(firstShuttingDown.sentAt - signalAt) : '-'} ms after the signal;` +
+        ` last 200 ready sent ${lastReady200 ? Math.round(lastReady200.sentAt - signalAt) : '-'} ms after it;` +
+        ` exit ${Math.round(exitAt - signalAt)} ms after the signal, code ${exit.code}`,
+    )
+    expect(before.length).toBeGreaterThan(200)
+    expect(unanswered).toEqual([])
+    expect(before.filter((r) => r.status !== 200)).toEqual([])
+    // Not one ready 200 for a probe sent after the signal had a moment to arrive (20 ms).
+    expect(
+      after.filter(
+        (r) => r.path === '/health/ready' && r.status === 200 && r.sentAt > signalAt + 20,
+      ),
+    ).toEqual([])
+    // Every answer to a probe sent after the signal is 503 shutting-down (or no answer: not listening).
+    for (const r of after.filter((x) => x.path === '/health/ready' && x.status === 503)) {
+      expect(r.reason).toBe('shutting-down')
+    }
+    expect(exit).toEqual({ code: 0, signal: null })
+    expect(service.logs.some((l) => l.msg === 'shutting down: draining requests')).toBe(true)
+    expect(service.logs.some((l) => l.msg === 'stopped')).toBe(true)
+  })
+})
+
+describe('SIGTERM in the middle of a migration', () => {
+  const chain = (sleepSeconds: number) =>
+    writeChain({
+      '001_first': "await context.ensureTable('first_table', { columns: { id: 'integer' } })",
+      '002_slow': [
+        "await context.ensureTable('slow_table', { columns: { id: 'integer' } })",
+        `await context.query('SELECT pg_sleep(${sleepSeconds})')`,
+      ].join('\n'),
+      '003_after': "await context.ensureTable('after_table', { columns: { id: 'integer' } })",
+    })
+
+  const ledger = (url: string) =>
+    withClient(url, async (c) =>
+      (
+        await c.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY name')
+      ).rows.map((r) => r.name),
+    )
+  const tables = (url: string) =>
+    withClient(url, async (c) =>
+      (
+        await c.query<{ relname: string }>(
+          "SELECT relname FROM pg_class WHERE relname IN ('first_table', 'slow_table', 'after_table') ORDER BY relname",
+        )
+      ).rows.map((r) => r.relname),
+    )
+
+  /** Boots on a new empty database, waits until 002_slow runs, sends SIGTERM; returns what it saw. */
+  async function termDuringSlow(env: Record<string, string>, sleepSeconds: number) {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const dir = await chain(sleepSeconds)
+    const service = await startService({
+      DATABASE_URL: db.url,
+      ADMIN_TOKEN,
+      MIGRATIONS_DIR: dir,
+      ...env,
+    })
+    services.push(service)
+    await service.waitFor(
+      '/migrations',
+      (s, b) => s === 200 && b.current === '002_slow',
+      30_000,
+      AUTH,
+    )
+    // A probe on a kept-alive connection right after the signal.
+    const signalAt = performance.now()
+    service.child.kill('SIGTERM')
+    const probes: Array<{ at: number; status: number | string; reason?: string }> = []
+    while (service.child.exitCode === null && performance.now() - signalAt < 30_000) {
+      const at = performance.now() - signalAt
+      try {
+        const r = await getJson(`${service.base}/health/ready`, {}, 2000)
+        probes.push({ at, status: r.status, reason: r.body?.reason })
+        await sleep(5)
+      } catch (err) {
+        probes.push({ at, status: (err as { cause?: { code?: string } }).cause?.code ?? 'error' })
+        await sleep(50)
+      }
+    }
+    const exit = await service.exited
+    const exitMs = performance.now() - signalAt
+    // No session of the service outlives it (an orphaned backend would still be in pg_sleep).
+    const gone = performance.now()
+    await until(
+      'the service sessions to end',
+      async () => (await serviceSessions(inject('pgServerUrl'), db.name)).length === 0,
+      5000,
+      20,
+    )
+    const sessionsGoneMs = performance.now() - gone
+    return { db, dir, service, exit, exitMs, probes, sessionsGoneMs }
+  }
+
+  it('with time to finish: the migration commits, the next one does not start, lock released, exit 0, next boot completes', async () => {
+    const { db, dir, service, exit, exitMs, probes, sessionsGoneMs } = await termDuringSlow({}, 3)
+    const answered = probes.filter((p) => typeof p.status === 'number')
+    console.log(
+      `SIGTERM during 002_slow (commit path): exit ${exit.code} after ${Math.round(exitMs)} ms;` +
+        ` ${answered.length} ready probes answered meanwhile, the first ${Math.round(probes[0]?.at ?? -1)} ms after the signal:` +
+        ` ${JSON.stringify(probes[0])}; then ${JSON.stringify(probes.at(-1))};` +
+        ` service sessions gone ${Math.round(sessionsGoneMs)} ms after exit`,
+    )
+    expect(exit).toEqual({ code: 0, signal: null })
+    // While the migration finishes the service still listens, and readiness says why it is not ready.
+    expect(probes[0]).toMatchObject({ status: 503, reason: 'shutting-down' })
+    expect(probes[0]?.at).toBeLessThan(100)
+    expect(answered.length).toBeGreaterThan(10)
+    expect(answered.every((p) => p.status === 503 && p.reason === 'shutting-down')).toBe(true)
+    expect(await ledger(db.url)).toEqual(['001_first', '002_slow'])
+    expect(await tables(db.url)).toEqual(['first_table', 'slow_table'])
+    const applied = service.logs
+      .filter((l) => l.msg === 'migration applied')
+      .map((l) => l.migration)
+    expect(applied).toEqual(['001_first', '002_slow'])
+    expect(await advisoryLocks(inject('pgServerUrl'), db.name)).toBe(0)
+
+    const next = await startService({ DATABASE_URL: db.url, ADMIN_TOKEN, MIGRATIONS_DIR: dir })
+    services.push(next)
+    await next.waitFor('/health/ready', (s) => s === 200, 30_000)
+    expect(await ledger(db.url)).toEqual(['001_first', '002_slow', '003_after'])
+    expect(next.logs.filter((l) => l.msg === 'migration applied').map((l) => l.migration)).toEqual([
+      '003_after',
+    ])
+    expect(await next.stop('SIGTERM')).toEqual({ code: 0, signal: null })
+  })
+
+  it('with no time to finish: the migration is cancelled and rolls back, lock released, exit 0, next boot completes', async () => {
+    // SHUTDOWN_TIMEOUT_MS 2000: the running migration gets 1000 ms, then it is cancelled.
+    const { db, service, exit, exitMs, probes, sessionsGoneMs } = await termDuringSlow(
+      { SHUTDOWN_TIMEOUT_MS: '2000' },
+      30,
+    )
+    const answered = probes.filter((p) => typeof p.status === 'number')
+    console.log(
+      `SIGTERM during 002_slow (cancel path, pg_sleep(30)): exit ${exit.code} after ${Math.round(exitMs)} ms;` +
+        ` ${answered.length} ready probes answered 503 shutting-down meanwhile;` +
+        ` service sessions gone ${Math.round(sessionsGoneMs)} ms after exit`,
+    )
+    expect(exit).toEqual({ code: 0, signal: null })
+    expect(answered.every((p) => p.status === 503 && p.reason === 'shutting-down')).toBe(true)
+    expect(exitMs).toBeLessThan(2000 + 1000)
+    expect(
+      service.logs.some((l) => l.msg === 'cancelling the running migration to shut down'),
+    ).toBe(true)
+    expect(await ledger(db.url)).toEqual(['001_first'])
+    // 002 created slow_table in its transaction: rolled back with it.
+    expect(await tables(db.url)).toEqual(['first_table'])
+    expect(await advisoryLocks(inject('pgServerUrl'), db.name)).toBe(0)
+
+    // The next boot gets the same chain with a short sleep, and completes.
+    const quick = await chain(0)
+    const next = await startService({ DATABASE_URL: db.url, ADMIN_TOKEN, MIGRATIONS_DIR: quick })
+    services.push(next)
+    await next.waitFor('/health/ready', (s) => s === 200, 30_000)
+    expect(await ledger(db.url)).toEqual(['001_first', '002_slow', '003_after'])
+    expect(await tables(db.url)).toEqual(['after_table', 'first_table', 'slow_table'])
+    expect(await next.stop('SIGTERM')).toEqual({ code: 0, signal: null })
+  })
+})
