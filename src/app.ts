@@ -39,6 +39,11 @@ export async function buildApp(opts: AppOptions) {
     // Readiness answers `shutting-down` itself while in-flight requests drain.
     return503OnClosing: false,
     routerOptions: { maxParamLength: 200 },
+    // Router errors (bad URL encoding, over-long params) would otherwise bypass the error
+    // handler, answering e.g. 414 with `error: "Bad Request"`.
+    frameworkErrors: (error, _request, reply) => {
+      reply.send(error as Error as never)
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
