@@ -19,8 +19,8 @@ import type { LockHolder } from '../migrate/types.js'
 
 const PROGRAM = 'basketball-api migrate'
 
-const USAGE = `usage: npm run migrate -- <command> [--json]
-       node dist/cli/migrate.js <command> [--json]
+const USAGE = `usage: npm run migrate -- <command> [--json] [--to <name>]
+       node dist/cli/migrate.js <command> [--json] [--to <name>]
 
 commands:
   status   every migration of this build and of the ledger: status, outcome, applied at
@@ -32,6 +32,7 @@ commands:
 
 options:
   --json       one JSON document on stdout
+  --to <name>  plan and up: stop after this migration of the chain
   -h, --help   this text
 
 environment: DATABASE_URL or MIGRATION_DATABASE_URL (the latter wins: a direct
@@ -195,10 +196,12 @@ async function status(migrator: Migrator, connectionString: string, out: Output)
   out.line(holderText(holder))
 }
 
-async function plan(migrator: Migrator, out: Output) {
+async function plan(migrator: Migrator, out: Output, to: string | undefined) {
   const [migrations, rows] = await Promise.all([migrator.migrations(), migrator.ledger()])
   const pending = new Set(await migrator.pending(rows))
+  const last = to === undefined ? migrations.length : migrations.findIndex((m) => m.name === to) + 1
   const steps = migrations
+    .slice(0, last)
     .filter((m) => pending.has(m.name))
     .map((m) => ({ name: m.name, transaction: m.module.transaction !== false }))
   const known = new Set(migrations.map((m) => m.name))
@@ -213,12 +216,18 @@ async function plan(migrator: Migrator, out: Output) {
     out.line(`the ledger also lists migrations this build does not know: ${unknown.join(', ')}`)
 }
 
-async function up(migrator: Migrator, out: Output, applied: Array<Record<string, unknown>>) {
+async function up(
+  migrator: Migrator,
+  out: Output,
+  applied: Array<Record<string, unknown>>,
+  to: string | undefined,
+) {
   const before = await migrator.pending()
-  if (before.length > 0) out.line(`applying ${before.length} pending migrations`)
+  const target = to === undefined ? '' : ` up to ${to}`
+  if (before.length > 0) out.line(`applying pending migrations${target} (${before.length} pending)`)
   let names: string[]
   try {
-    names = await migrator.up()
+    names = await migrator.up(to === undefined ? {} : { to })
   } catch (err) {
     if (applied.length > 0 && !out.json)
       out.line(`${applied.length} migrations were applied before the failure and stay applied`)
@@ -313,14 +322,18 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return EXIT.usage
   }
 
-  let values: { json?: boolean; help?: boolean }
+  let values: { json?: boolean; help?: boolean; to?: string }
   let positionals: string[]
   try {
     ;({ values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        json: { type: 'boolean' },
+        to: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
     }))
   } catch (err) {
     return usage(errorText(err))
@@ -335,6 +348,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return usage(`unknown command: ${JSON.stringify(name)}`)
   if (extra.length > 0) return usage(`unexpected arguments: ${extra.join(' ')}`)
   const command = name as Command
+  if (values.to !== undefined && command !== 'plan' && command !== 'up')
+    return usage(`--to applies to plan and up, not ${command}`)
 
   let config: Config
   try {
@@ -364,6 +379,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     connectionString,
     migrationsDir: config.MIGRATIONS_DIR,
     lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
+    // As in the server: on SIGTERM a running migration gets half the shutdown budget.
+    stopGraceMs: Math.max(1000, Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2)),
     applicationName: 'basketball-api-cli',
     logger: makeLogger(redact, (obj) => {
       const o = obj as { migration: string; outcome: string; durationMs?: number }
@@ -380,15 +397,22 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   process.once('SIGTERM', onSignal)
   process.once('SIGINT', onSignal)
   try {
+    if (values.to !== undefined) {
+      const names = (await migrator.migrations()).map((m) => m.name)
+      if (!names.includes(values.to)) {
+        const message = `--to ${JSON.stringify(values.to)} is not a migration of this build`
+        throw new CliFailure(message, EXIT.usage)
+      }
+    }
     switch (command) {
       case 'status':
         await status(migrator, connectionString, out)
         break
       case 'plan':
-        await plan(migrator, out)
+        await plan(migrator, out, values.to)
         break
       case 'up':
-        await up(migrator, out, applied)
+        await up(migrator, out, applied, values.to)
         break
       case 'down':
         await down(migrator, out)
@@ -411,12 +435,12 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
 }
 
-main(process.argv.slice(2), process.env).then(
-  (code) => {
-    process.exitCode = code
-  },
-  (err) => {
-    process.stderr.write(`${PROGRAM}: unexpected error: ${errorText(err)}\n`)
-    process.exitCode = EXIT.failure
-  },
-)
+/** Exits once stdout and stderr are flushed, not when the last stray timer fires. */
+function exit(code: number) {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)))
+}
+
+main(process.argv.slice(2), process.env).then(exit, (err) => {
+  process.stderr.write(`${PROGRAM}: unexpected error: ${errorText(err)}\n`)
+  exit(EXIT.failure)
+})

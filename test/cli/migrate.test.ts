@@ -90,6 +90,33 @@ describe('migrate CLI on a real database', () => {
     expect((await cli(['plan'], env)).stdout).toContain('nothing to apply')
   })
 
+  it('--to stops plan and up after the named migration', async () => {
+    const db = await database('empty')
+    const env = { DATABASE_URL: db.url }
+    const planned = await cli(['plan', '--to', '019_player_teams', '--json'], env)
+    expect(planned.code).toBe(0)
+    expect(
+      JSON.parse(planned.stdout)
+        .pending.map((p: { name: string }) => p.name)
+        .at(-1),
+    ).toBe('019_player_teams')
+    const upped = await cli(['up', '--to', '019_player_teams', '--json'], env)
+    expect(upped.code, upped.stderr).toBe(0)
+    expect(JSON.parse(upped.stdout).applied).toHaveLength(19)
+    const rest = JSON.parse((await cli(['plan', '--json'], env)).stdout).pending
+    expect(rest.map((p: { name: string }) => p.name)).toEqual([
+      '020_custom_notes',
+      '021_oauth_tokens',
+      '022_merge_heads',
+      '023_jersey_backfill',
+    ])
+    const unknown = await cli(['up', '--to', '999_nope'], env)
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('"999_nope" is not a migration of this build')
+    expect((await cli(['status', '--to', '019_player_teams'], env)).code).toBe(2)
+    expect(await ledgerNames(db.url)).toHaveLength(19)
+  })
+
   it('up on the incident database reports 020 as already present', async () => {
     const db = await database('incident')
     const run = await cli(['up', '--json'], { DATABASE_URL: db.url })
