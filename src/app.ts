@@ -42,7 +42,7 @@ export async function buildApp(opts: AppOptions) {
     // Router errors (bad URL encoding, over-long params) would otherwise bypass the error
     // handler, answering e.g. 414 with `error: "Bad Request"`.
     frameworkErrors: (error, _request, reply) => {
-      reply.send(error as Error as never)
+      reply.send(error as never)
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>()

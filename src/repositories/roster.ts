@@ -52,6 +52,7 @@ export function createRosterRepository(db: Queryable) {
       entry: PutRosterEntryBody,
     ): Promise<{ entry: RosterEntry; created: boolean }> {
       try {
+        // `xmax = 0`: the row version was inserted by this statement; an ON CONFLICT update sets xmax.
         const { rows } = await db.query<RosterEntry & { created: boolean }>(
           `WITH pt AS (
              INSERT INTO player_teams AS cur (team_id, player_id, jersey_number, role)

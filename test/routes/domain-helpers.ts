@@ -4,7 +4,11 @@ import { expect } from 'vitest'
 import type { App } from '../../src/app.js'
 
 /** Asserts Fastify's error shape with the status in the body matching the HTTP status. */
-export function expectError(res: LightMyRequestResponse, status: number, message?: string | RegExp) {
+export function expectError(
+  res: LightMyRequestResponse,
+  status: number,
+  message?: string | RegExp,
+) {
   expect(res.statusCode, res.body).toBe(status)
   expect(res.headers['content-type']).toMatch(/^application\/json/)
   const body = res.json()

@@ -25,8 +25,17 @@ describe('games on the migrated incident database', () => {
     expect(res.statusCode, res.body).toBe(200)
     return res.json().items
   }
-  const post = (teamId: number | string, payload: unknown, headers: Record<string, string> = AUTH) =>
-    t.app.inject({ method: 'POST', url: `/teams/${teamId}/games`, headers, payload: payload as object })
+  const post = (
+    teamId: number | string,
+    payload: unknown,
+    headers: Record<string, string> = AUTH,
+  ) =>
+    t.app.inject({
+      method: 'POST',
+      url: `/teams/${teamId}/games`,
+      headers,
+      payload: payload as object,
+    })
   const patch = (id: number | string, payload: unknown, headers: Record<string, string> = AUTH) =>
     t.app.inject({ method: 'PATCH', url: `/games/${id}`, headers, payload: payload as object })
 
@@ -66,7 +75,11 @@ describe('games on the migrated incident database', () => {
     })
 
     it('answers 404 for an unknown team, 400 for bad ids, 401 without the token', async () => {
-      expectError(await t.app.inject({ url: '/teams/999/games', headers: AUTH }), 404, 'team 999 not found')
+      expectError(
+        await t.app.inject({ url: '/teams/999/games', headers: AUTH }),
+        404,
+        'team 999 not found',
+      )
       for (const id of BAD_IDS) {
         expectError(await t.app.inject({ url: `/teams/${id}/games`, headers: AUTH }), 400)
       }
@@ -76,7 +89,10 @@ describe('games on the migrated incident database', () => {
 
   describe('POST /teams/:id/games', () => {
     it('schedules a game with defaults (home, no location, no scores), in UTC', async () => {
-      const res = await post(3, { opponent: 'Northside Hornets', startsAt: '2026-01-10T19:30:00+01:00' })
+      const res = await post(3, {
+        opponent: 'Northside Hornets',
+        startsAt: '2026-01-10T19:30:00+01:00',
+      })
       expect(res.statusCode, res.body).toBe(201)
       expect(res.json()).toEqual({
         id: expect.any(Number),
@@ -122,7 +138,10 @@ describe('games on the migrated incident database', () => {
       ['a negative score', { opponent: 'X', startsAt: '2026-01-10T19:30:00Z', opponentScore: -1 }],
       ['a score as a string', { opponent: 'X', startsAt: '2026-01-10T19:30:00Z', teamScore: '3' }],
       ['isHome null', { opponent: 'X', startsAt: '2026-01-10T19:30:00Z', isHome: null }],
-      ['an opponent over 200 characters', { opponent: 'o'.repeat(201), startsAt: '2026-01-10T19:30:00Z' }],
+      [
+        'an opponent over 200 characters',
+        { opponent: 'o'.repeat(201), startsAt: '2026-01-10T19:30:00Z' },
+      ],
       ['an unknown property', { opponent: 'X', startsAt: '2026-01-10T19:30:00Z', teamId: 3 }],
     ])('answers 400 for %s and creates nothing', async (_what, payload) => {
       const before = await rowCounts(t.app)
@@ -144,11 +163,20 @@ describe('games on the migrated incident database', () => {
     it('answers one game', async () => {
       const res = await t.app.inject({ url: '/games/2', headers: AUTH })
       expect(res.statusCode).toBe(200)
-      expect(res.json()).toMatchObject({ id: 2, teamId: 3, opponent: 'Eastside Jets', isHome: false })
+      expect(res.json()).toMatchObject({
+        id: 2,
+        teamId: 3,
+        opponent: 'Eastside Jets',
+        isHome: false,
+      })
     })
 
     it('answers 404 for an unknown game, 400 for a bad id, 401 without the token', async () => {
-      expectError(await t.app.inject({ url: '/games/9999', headers: AUTH }), 404, 'game 9999 not found')
+      expectError(
+        await t.app.inject({ url: '/games/9999', headers: AUTH }),
+        404,
+        'game 9999 not found',
+      )
       expectError(await t.app.inject({ url: '/games/1.5', headers: AUTH }), 400)
       expectError(await t.app.inject({ url: '/games/2' }), 401)
     })

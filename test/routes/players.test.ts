@@ -176,7 +176,7 @@ describe('/players on the migrated incident database', () => {
     })
 
     it('stores every optional field as given, quotes and unicode included', async () => {
-      const notes = "O'Brien's \"cousin\"; -- DROP TABLE players; 🏀 ü\nline two"
+      const notes = 'O\'Brien\'s "cousin"; -- DROP TABLE players; 🏀 ü\nline two'
       const player = await create({
         firstName: 'Zoë',
         lastName: "D'Angelo",
@@ -205,8 +205,14 @@ describe('/players on the migrated incident database', () => {
       ['a date and time', { firstName: 'A', lastName: 'B', birthDate: '2015-01-01T00:00:00Z' }],
       ['a year before 1900', { firstName: 'A', lastName: 'B', birthDate: '1800-01-01' }],
       ['year 0', { firstName: 'A', lastName: 'B', birthDate: '0000-01-01' }],
-      ['a position over 20 characters', { firstName: 'A', lastName: 'B', position: 'p'.repeat(21) }],
-      ['notes over 10000 characters', { firstName: 'A', lastName: 'B', customNotes: 'n'.repeat(10_001) }],
+      [
+        'a position over 20 characters',
+        { firstName: 'A', lastName: 'B', position: 'p'.repeat(21) },
+      ],
+      [
+        'notes over 10000 characters',
+        { firstName: 'A', lastName: 'B', customNotes: 'n'.repeat(10_001) },
+      ],
       ['an unknown property', { firstName: 'A', lastName: 'B', teamId: 2 }],
       ['the legacy jersey number', { firstName: 'A', lastName: 'B', jerseyNumber: 5 }],
     ])('answers 400 for %s and creates nothing', async (_what, payload) => {
@@ -265,7 +271,11 @@ describe('/players on the migrated incident database', () => {
     })
 
     it('answers 404 for an unknown player, 400 for bad ids, 401 without the token', async () => {
-      expectError(await t.app.inject({ url: '/players/9999', headers: AUTH }), 404, 'player 9999 not found')
+      expectError(
+        await t.app.inject({ url: '/players/9999', headers: AUTH }),
+        404,
+        'player 9999 not found',
+      )
       for (const id of BAD_IDS) {
         expectError(await t.app.inject({ url: `/players/${id}`, headers: AUTH }), 400)
       }
@@ -347,14 +357,22 @@ describe('/players on the migrated incident database', () => {
         payload: { jerseyNumber: 1 },
       })
       const before = await rowCounts(t.app)
-      const res = await t.app.inject({ method: 'DELETE', url: `/players/${player.id}`, headers: AUTH })
+      const res = await t.app.inject({
+        method: 'DELETE',
+        url: `/players/${player.id}`,
+        headers: AUTH,
+      })
       expect(res.statusCode).toBe(204)
       expect(await rowCounts(t.app)).toMatchObject({
         players: before.players - 1,
         player_teams: before.player_teams - 1,
       })
       expectError(await t.app.inject({ url: `/players/${player.id}`, headers: AUTH }), 404)
-      const again = await t.app.inject({ method: 'DELETE', url: `/players/${player.id}`, headers: AUTH })
+      const again = await t.app.inject({
+        method: 'DELETE',
+        url: `/players/${player.id}`,
+        headers: AUTH,
+      })
       expectError(again, 404)
     })
 

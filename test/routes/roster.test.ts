@@ -96,7 +96,11 @@ describe('/teams/:id/roster on the migrated incident database', () => {
     })
 
     it('answers 404 for an unknown team, 400 for a bad id, 401 without the token', async () => {
-      expectError(await t.app.inject({ url: '/teams/999/roster', headers: AUTH }), 404, 'team 999 not found')
+      expectError(
+        await t.app.inject({ url: '/teams/999/roster', headers: AUTH }),
+        404,
+        'team 999 not found',
+      )
       for (const id of BAD_IDS) {
         expectError(await t.app.inject({ url: `/teams/${id}/roster`, headers: AUTH }), 400)
       }
@@ -192,7 +196,11 @@ describe('/teams/:id/roster on the migrated incident database', () => {
         const codes = results.map((r) => r.statusCode).sort()
         expect(codes).toEqual([201, 409])
         const loser = results.find((r) => r.statusCode === 409)
-        expectError(loser as (typeof results)[number], 409, 'jersey number 23 is already taken on this team')
+        expectError(
+          loser as (typeof results)[number],
+          409,
+          'jersey number 23 is already taken on this team',
+        )
         const winner = results.find((r) => r.statusCode === 201)?.json()
         expect(await holders(teamId, 23)).toEqual([winner.playerId])
         // The loser did not join the roster either: the statement is all or nothing.

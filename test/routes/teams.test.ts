@@ -94,7 +94,10 @@ describe('/teams on the migrated incident database', () => {
       ['a number for the name', { name: 123, ageGroup: 'U8', season: '2026' }],
       ['headCoachId as a string', { name: 'X', ageGroup: 'U8', season: '2026', headCoachId: '2' }],
       ['headCoachId 0', { name: 'X', ageGroup: 'U8', season: '2026', headCoachId: 0 }],
-      ['headCoachId beyond int32', { name: 'X', ageGroup: 'U8', season: '2026', headCoachId: 2 ** 31 }],
+      [
+        'headCoachId beyond int32',
+        { name: 'X', ageGroup: 'U8', season: '2026', headCoachId: 2 ** 31 },
+      ],
       ['an array', [{ name: 'X', ageGroup: 'U8', season: '2026' }]],
     ])('answers 400 for %s and creates nothing', async (_what, payload) => {
       const before = await rowCounts(t.app)
@@ -142,7 +145,11 @@ describe('/teams on the migrated incident database', () => {
     })
 
     it.each(['999', '2147483647'])('answers 404 for the unknown id %s', async (id) => {
-      expectError(await t.app.inject({ url: `/teams/${id}`, headers: AUTH }), 404, /^team \d+ not found$/)
+      expectError(
+        await t.app.inject({ url: `/teams/${id}`, headers: AUTH }),
+        404,
+        /^team \d+ not found$/,
+      )
     })
 
     it('refuses a request without the token with 401, whatever the id', async () => {
