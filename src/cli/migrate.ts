@@ -426,7 +426,12 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     const failure = describeFailure(err, migrator, command)
     stderr(failure.message)
     if (json && !(err instanceof CliFailure && command === 'verify')) {
-      out.document({ command, error: { message: failure.message, ...failure.details } })
+      const committed = command === 'up' ? { applied: applied.map((a) => a.migration) } : {}
+      out.document({
+        command,
+        ...committed,
+        error: { message: failure.message, ...failure.details },
+      })
     }
     return failure.exitCode
   } finally {

@@ -244,6 +244,13 @@ export async function down({ context }) { await context.query('DROP TABLE t_${na
       expect(run.stderr).toMatch(/migration 002_broken failed: .*t_missing.*\(SQLSTATE 42P01\)/)
       expect(run.stdout).toMatch(/^ {2}001_ok +ran +\d+ ms$/m)
       expect(await ledgerNames(db.url)).toEqual(['001_ok'])
+      const json = await cli(['up', '--json'], { DATABASE_URL: db.url, MIGRATIONS_DIR: dir })
+      expect(json.code).toBe(1)
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        command: 'up',
+        applied: [],
+        error: { migration: '002_broken', code: '42P01' },
+      })
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
