@@ -479,6 +479,12 @@ export class Migrator {
     // A connection that dies while idle must not take the process down with it.
     client.on('error', (err) => this.opts.logger.warn({ err, role }, 'migration connection error'))
     await client.connect()
+    // Without it a backend notices a dead client only when it next writes to it: a killed
+    // replica's backfill runs on to the end of its statement, holding its locks (PostgreSQL 14+,
+    // Linux; elsewhere the setting is refused and the default stays).
+    await client
+      .query("SELECT set_config('client_connection_check_interval', '1000', false)")
+      .catch(() => {})
     return client
   }
 
