@@ -2,6 +2,7 @@ import fastifyPostgres from '@fastify/postgres'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import { validatorCompiler } from './lib/validators.js'
 import auth from './plugins/auth.js'
 import errors from './plugins/errors.js'
 import metrics from './plugins/metrics.js'
@@ -44,8 +45,8 @@ export async function buildApp(opts: AppOptions) {
     frameworkErrors: (error, _request, reply) => {
       reply.send(error as never)
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>()
+  app.setValidatorCompiler(validatorCompiler())
 
   await app.register(errors)
   await app.register(auth, { adminToken: opts.adminToken })

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
 import { decimalIdParams } from '../lib/params.js'
-import { strictBodyTypes } from '../lib/strict-body.js'
 import { createGamesRepository } from '../repositories/games.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
 import { CreateGameBody, Game, GameList, UpdateGameBody } from '../schemas/games.js'
@@ -39,7 +38,7 @@ const gamesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id/games',
     {
       onRequest,
-      preValidation: [decimalIdParams, strictBodyTypes(CreateGameBody)],
+      preValidation: decimalIdParams,
       schema: {
         summary: 'Schedule a game for a team',
         tags,
@@ -77,7 +76,7 @@ const gamesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/games/:id',
     {
       onRequest,
-      preValidation: [decimalIdParams, strictBodyTypes(UpdateGameBody)],
+      preValidation: decimalIdParams,
       schema: {
         summary: 'Change a game, e.g. record the score (null clears a score)',
         tags,

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
 import { decimalIdParams } from '../lib/params.js'
-import { strictBodyTypes } from '../lib/strict-body.js'
 import { createPlayersRepository } from '../repositories/players.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
 import {
@@ -40,7 +39,6 @@ const playersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/players',
     {
       onRequest,
-      preValidation: strictBodyTypes(CreatePlayerBody),
       schema: {
         summary: 'Create a player',
         tags,
@@ -76,7 +74,7 @@ const playersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/players/:id',
     {
       onRequest,
-      preValidation: [decimalIdParams, strictBodyTypes(UpdatePlayerBody)],
+      preValidation: decimalIdParams,
       schema: {
         summary: 'Change some of a player’s fields (null clears an optional one)',
         tags,

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
 import { decimalIdParams } from '../lib/params.js'
-import { strictBodyTypes } from '../lib/strict-body.js'
 import { createRosterRepository } from '../repositories/roster.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
 import { PutRosterEntryBody, Roster, RosterEntry, RosterParams } from '../schemas/roster.js'
@@ -45,7 +44,6 @@ const rosterRoutes: FastifyPluginAsyncTypebox = async (app) => {
         async (request) => {
           if (request.body === undefined) request.body = {}
         },
-        strictBodyTypes(PutRosterEntryBody),
       ],
       schema: {
         summary: 'Put a player on the roster (201) or update their entry (200)',
