@@ -263,13 +263,15 @@ export class Migrator {
     this.abort.abort()
     const active = this.active
     if (!active) return
+    const grace = new AbortController()
     const finished = await Promise.race([
       active.done.then(
         () => true,
         () => true,
       ),
-      sleep(this.opts.stopGraceMs).then(() => false),
+      sleep(this.opts.stopGraceMs, grace.signal).then(() => false),
     ])
+    grace.abort() // clears the grace timer, which would otherwise keep the process alive
     if (finished) return
     this.opts.logger.warn({ pid: active.pid }, 'cancelling the running migration to shut down')
     await this.withClient('cancel', (c) => c.query('SELECT pg_cancel_backend($1)', [active.pid]))
