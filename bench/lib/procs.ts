@@ -144,6 +144,18 @@ export async function rssMiB(pid: number): Promise<number> {
   return Number(match[1]) / 1024
 }
 
+/**
+ * CPU time (user + system) the process has used so far, in ms, from /proc/<pid>/stat
+ * (utime and stime in clock ticks; USER_HZ is 100 on Linux, so 10 ms resolution).
+ * Less sensitive than wall time to other work on the machine.
+ */
+export async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  // After "pid (comm) ": field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
 /** Runs a command to completion; resolves with its wall time in ms. Killed after `timeoutMs`. */
 export function runCommand(
   command: string,

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { writeTrivialChain } from '../lib/chains.js'
 import { type Context, startService } from '../lib/context.js'
-import { runCommand, timeToFirst200 } from '../lib/procs.js'
+import { cpuMs, runCommand, timeToFirst200 } from '../lib/procs.js'
 import type { PhaseResult } from '../lib/report.js'
 import { fmt, median, round } from '../lib/stats.js'
 
@@ -36,6 +36,7 @@ export async function bootScale(ctx: Context): Promise<PhaseResult> {
   )
 
   const boots: Record<number, number[]> = { [LARGE]: [], [SMALL]: [] }
+  const cpu: Record<number, number[]> = { [LARGE]: [], [SMALL]: [] }
   for (let t = 0; t < ctx.args.trials; t++) {
     const order = t % 2 === 0 ? chains : [...chains].reverse()
     for (const c of order) {
@@ -45,6 +46,7 @@ export async function bootScale(ctx: Context): Promise<PhaseResult> {
       })
       try {
         boots[c.count]?.push(await timeToFirst200(proc, '/health/ready'))
+        cpu[c.count]?.push(await cpuMs(proc.pid))
       } finally {
         await proc.stop()
       }
@@ -66,6 +68,7 @@ export async function bootScale(ctx: Context): Promise<PhaseResult> {
         ratio: large / small,
         target: '≤ 1.50×',
         met: large / small <= 1.5,
+        note: `CPU to ready ${fmt(median(cpu[LARGE] ?? []), 0)} ms vs ${fmt(median(cpu[SMALL] ?? []), 0)} ms`,
       },
     ],
     notes: [],
@@ -73,6 +76,7 @@ export async function bootScale(ctx: Context): Promise<PhaseResult> {
       bootMs: Object.fromEntries(
         Object.entries(boots).map(([k, v]) => [k, v.map((x) => round(x))]),
       ),
+      cpuMs: cpu,
       medians: { [LARGE]: large, [SMALL]: small },
       applyMs,
     },

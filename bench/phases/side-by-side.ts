@@ -2,7 +2,14 @@ import { join } from 'node:path'
 import { type Context, startBare, startService } from '../lib/context.js'
 import { seedRosters } from '../lib/db.js'
 import { type LoadResult, load } from '../lib/load.js'
-import { type BenchProcess, probe, rssMiB, runCommand, timeToFirst200 } from '../lib/procs.js'
+import {
+  type BenchProcess,
+  cpuMs,
+  probe,
+  rssMiB,
+  runCommand,
+  timeToFirst200,
+} from '../lib/procs.js'
 import type { PhaseResult, Row } from '../lib/report.js'
 import { findRosterSql } from '../lib/roster.js'
 import { fmt, median, round, sleep } from '../lib/stats.js'
@@ -31,10 +38,26 @@ interface Sample {
   run: number
   kind: Kind
   bootMs: number
+  /** CPU time the process used from start to its first 200 (robust to a busy machine). */
+  bootCpuMs: number
   rssMiB: number
   ready: LoadResult
+  /** Server CPU per answered probe (µs): what the throughput ratio would be on an idle box. */
+  readyCpuUs: number
   roster: LoadResult | null
+  rosterCpuUs: number | null
   queries?: QueryCheck
+}
+
+/** Load plus the server's CPU time per 2xx answer over it. */
+async function measuredLoad(
+  pid: number,
+  opts: Parameters<typeof load>[0],
+): Promise<{ result: LoadResult; cpuUs: number }> {
+  const before = await cpuMs(pid)
+  const result = await load(opts)
+  const after = await cpuMs(pid)
+  return { result, cpuUs: ((after - before) * 1000) / Math.max(1, result.requests) }
 }
 
 /**
@@ -67,6 +90,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
         : await startBare(ctx, `bare-${run}`, { DATABASE_URL: url, BENCH_ROSTER_SQL: roster.sql })
     try {
       const bootMs = await timeToFirst200(proc, '/health/ready')
+      const bootCpuMs = await cpuMs(proc.pid)
       await load({
         url: `${proc.base}/health/ready`,
         seconds: warmSeconds,
@@ -83,7 +107,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
         since = await admin.now()
         startedAt = performance.now()
       }
-      const ready = await load({
+      const { result: ready, cpuUs: readyCpuUs } = await measuredLoad(proc.pid, {
         url: `${proc.base}/health/ready`,
         seconds: args.loadSeconds,
         connections: args.connections,
@@ -110,20 +134,34 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       }
 
       let rosterResult: LoadResult | null = null
+      let rosterCpuUs: number | null = null
       const headers: Record<string, string> =
         kind === 'service' ? { authorization: `Bearer ${ctx.adminToken}` } : {}
       const rosterUrl = `${proc.base}/teams/${ROSTER_TEAM}/roster`
       if (kind === 'service') rosterStatus = await rosterProbe(rosterUrl, headers)
       if (rosterStatus === 200) {
         await load({ url: rosterUrl, seconds: 1, connections: args.connections, headers })
-        rosterResult = await load({
+        const measured = await measuredLoad(proc.pid, {
           url: rosterUrl,
           seconds: args.loadSeconds,
           connections: args.connections,
           headers,
         })
+        rosterResult = measured.result
+        rosterCpuUs = measured.cpuUs
       }
-      return { run, kind, bootMs, rssMiB: rss, ready, roster: rosterResult, queries }
+      return {
+        run,
+        kind,
+        bootMs,
+        bootCpuMs,
+        rssMiB: rss,
+        ready,
+        readyCpuUs,
+        roster: rosterResult,
+        rosterCpuUs,
+        queries,
+      }
     } finally {
       await proc.stop()
     }
@@ -135,10 +173,10 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       const s = await measure(run, kind)
       samples.push(s)
       ctx.log(
-        `  run ${run + 1}/${args.runs} ${kind.padEnd(7)} boot ${fmt(s.bootMs, 0)} ms, ` +
-          `rss ${fmt(s.rssMiB, 1)} MiB, ready ${fmt(s.ready.rps, 0)} rps p99 ${fmt(s.ready.p99Ms, 2)} ms` +
+        `  run ${run + 1}/${args.runs} ${kind.padEnd(7)} boot ${fmt(s.bootMs, 0)} ms (cpu ${fmt(s.bootCpuMs, 0)}), ` +
+          `rss ${fmt(s.rssMiB, 1)} MiB, ready ${fmt(s.ready.rps, 0)} rps p99 ${fmt(s.ready.p99Ms, 2)} ms ${fmt(s.readyCpuUs, 1)} µs cpu/req` +
           (s.roster
-            ? `, roster ${fmt(s.roster.rps, 0)} rps p99 ${fmt(s.roster.p99Ms, 2)} ms`
+            ? `, roster ${fmt(s.roster.rps, 0)} rps p99 ${fmt(s.roster.p99Ms, 2)} ms ${fmt(s.rosterCpuUs ?? Number.NaN, 1)} µs cpu/req`
             : '') +
           (s.queries
             ? `, db xacts ${s.queries.transactions} (background ≈${s.queries.expectedBackground})`
@@ -150,6 +188,14 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
   const of = (kind: Kind, pick: (s: Sample) => number | undefined) =>
     median(samples.filter((s) => s.kind === kind).map((s) => pick(s) ?? Number.NaN))
   const boot = { service: of('service', (s) => s.bootMs), bare: of('bare', (s) => s.bootMs) }
+  const bootCpu = {
+    service: of('service', (s) => s.bootCpuMs),
+    bare: of('bare', (s) => s.bootCpuMs),
+  }
+  const readyCpu = {
+    service: of('service', (s) => s.readyCpuUs),
+    bare: of('bare', (s) => s.readyCpuUs),
+  }
   const rss = { service: of('service', (s) => s.rssMiB), bare: of('bare', (s) => s.rssMiB) }
   const ready = {
     service: of('service', (s) => s.ready.rps),
@@ -173,6 +219,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       ratio: boot.service / boot.bare,
       target: '≤ 1.30×',
       met: boot.service / boot.bare <= 1.3,
+      note: `CPU used from start to ready: ${fmt(bootCpu.service, 0)} ms vs ${fmt(bootCpu.bare, 0)} ms (${fmt(bootCpu.service / bootCpu.bare, 2)}×)`,
     },
     {
       figure: '/health/ready throughput (req/s)',
@@ -181,6 +228,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       ratio: ready.service / ready.bare,
       target: '≥ 0.95×',
       met: ready.service / ready.bare >= 0.95,
+      note: `server CPU per probe: ${fmt(readyCpu.service, 1)} µs vs ${fmt(readyCpu.bare, 1)} µs (throughput ratio on an idle machine ≈ ${fmt(readyCpu.bare / readyCpu.service, 2)}×)`,
     },
     {
       figure: '/health/ready p99 latency (ms)',
@@ -248,7 +296,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
     rows,
     notes,
     data: {
-      medians: { boot, rss, ready },
+      medians: { boot, bootCpu, rss, ready, readyCpu },
       roster: { sql: roster.sql, source: roster.source, status: rosterStatus },
       queryCheck: { method: 'pg_stat_database.xact_commit delta + pg_stat_activity', checks },
       samples: samples.map((s) => ({
