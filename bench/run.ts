@@ -55,8 +55,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 async function main() {
   const args = parseArgs(process.argv.slice(2))
   tmp = await mkdtemp(join(tmpdir(), 'basketball-bench-'))
-  log(args.useDist ? 'using dist/ as it is' : 'building the service into a private folder')
-  build = await buildService(root, args.useDist)
+  log(
+    args.buildDir
+      ? `using the build in ${args.buildDir}`
+      : args.useDist
+        ? 'using dist/ as it is'
+        : 'building the service into a private folder',
+  )
+  build = await buildService(root, args.useDist, args.buildDir)
   if (build.kind === 'private') log(`built in ${fmt(build.ms / 1000, 1)} s`)
   log('starting PostgreSQL (TEST_DATABASE_URL, else testcontainers, else embedded)')
   server = await startTestPostgres()
@@ -115,7 +121,7 @@ async function main() {
     at: new Date().toISOString(),
     args: { ...args, only: [...args.only] },
     machine: { ...host, loadAverageAtEnd: loadAtEnd },
-    build: { kind: build.kind },
+    build: { kind: build.kind, dir: build.dir.slice(root.length + 1) },
     rows,
     notes,
     phases: results,

@@ -14,6 +14,8 @@ export interface BenchArgs {
   only: Set<Phase>
   /** Use the existing dist/ instead of a private build of src/. */
   useDist: boolean
+  /** Measure this build folder (server.js, migrate/, migrations/) instead: A/B a candidate fix. */
+  buildDir: string | null
   /** Write CPU profiles of the measured service processes to bench/results/profiles. */
   profile: boolean
 }
@@ -23,7 +25,7 @@ export type Phase = (typeof PHASES)[number]
 
 const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--trials N] [--load-seconds S]
        [--connections N] [--log-level info|warn|...] [--only ${PHASES.join(',')}]
-       [--use-dist] [--profile]`
+       [--use-dist | --build-dir DIR] [--profile]`
 
 export function parseArgs(argv: string[]): BenchArgs {
   const quick = argv.includes('--quick')
@@ -36,6 +38,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     logLevel: 'info',
     only: new Set(PHASES),
     useDist: false,
+    buildDir: null,
     profile: false,
   }
   for (let i = 0; i < argv.length; i++) {
@@ -78,6 +81,9 @@ export function parseArgs(argv: string[]): BenchArgs {
       }
       case '--use-dist':
         args.useDist = true
+        break
+      case '--build-dir':
+        args.buildDir = value()
         break
       case '--profile':
         args.profile = true
