@@ -71,6 +71,7 @@ describe('SIGTERM under load', () => {
     await sleep(1500)
 
     const signalAt = performance.now()
+    const signalWall = Date.now()
     service.child.kill('SIGTERM')
     const exit = await service.exited
     const exitAt = performance.now()
@@ -84,8 +85,10 @@ describe('SIGTERM under load', () => {
     const lastReady200 = after.filter((r) => r.path === '/health/ready' && r.status === 200).at(-1)
     const errorsAfter = after.filter((r) => r.error)
     const errorKinds = [...new Set(errorsAfter.map((r) => r.error))]
+    const handled = service.logs.find((l) => l.msg === 'shutting down: draining requests')
     console.log(
-      `SIGTERM under load (${WORKERS} concurrent clients): ${before.length} requests sent before the signal,` +
+      `SIGTERM under load (${WORKERS} concurrent clients): signal handled ${handled ? Number(handled.time) - signalWall : '?'} ms after kill();` +
+        ` ${before.length} requests sent before the signal,` +
         ` ${unanswered.length} unanswered; after it ${after.length} sent, ${after.length - errorsAfter.length} answered` +
         ` (${readyAfter.filter((r) => r.reason === 'shutting-down').length} ready probes said shutting-down,` +
         ` ${after.filter((r) => r.path === '/health/ready' && r.status === 200).length} said 200),` +
@@ -96,11 +99,23 @@ describe('SIGTERM under load', () => {
     )
     expect(before.length).toBeGreaterThan(200)
     expect(unanswered).toEqual([])
-    expect(before.filter((r) => r.status !== 200)).toEqual([])
-    // Not one ready 200 for a probe sent after the signal had a moment to arrive (20 ms).
+    // Answered with 200, or, when handled after the signal, with readiness saying why it is not ready.
+    expect(
+      before.filter(
+        (r) =>
+          r.status !== 200 &&
+          !(
+            r.doneAt >= signalAt &&
+            r.status === 503 &&
+            ((r.path === '/health/ready' && r.reason === 'shutting-down') || r.path === '/health')
+          ),
+      ),
+    ).toEqual([])
+    // Not one ready 200 for a probe sent after the signal had a moment to arrive: a loaded
+    // event loop handles the signal between two batches of requests (measured: 0-25 ms).
     expect(
       after.filter(
-        (r) => r.path === '/health/ready' && r.status === 200 && r.sentAt > signalAt + 20,
+        (r) => r.path === '/health/ready' && r.status === 200 && r.sentAt > signalAt + 250,
       ),
     ).toEqual([])
     // Every answer to a probe sent after the signal is 503 shutting-down (or no answer: not listening).
