@@ -129,14 +129,14 @@ async function main() {
   }
   await writeFile(file, `${JSON.stringify(json, null, 2)}\n`)
   await writeFile(join(resultsDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`)
-  log(`wrote ${file.slice(root.length + 1)} (${json.durationS} s in all)`)
-  return rows.some((r) => r.met === false) ? 1 : 0
+  const missed = rows.filter((r) => r.met === false).length
+  log(`wrote ${file.slice(root.length + 1)} (${json.durationS} s in all; ${missed} targets missed)`)
 }
 
+// A finished run exits 0 whatever the figures (they are in the table and the JSON); 2 on failure.
 main()
-  .then(async (code) => {
+  .then(async () => {
     await cleanup()
-    process.exitCode = code
   })
   .catch(async (err) => {
     process.stderr.write(
