@@ -233,7 +233,16 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       ratio: ready.service / ready.bare,
       target: '≥ 0.95×',
       met: ready.service / ready.bare >= 0.95,
-      note: `server CPU per probe: ${fmt(readyCpu.service, 1)} µs vs ${fmt(readyCpu.bare, 1)} µs (throughput ratio on an idle machine ≈ ${fmt(readyCpu.bare / readyCpu.service, 2)}×)`,
+      note: `autocannon shares the 2 cores: when it is the bottleneck, this ratio flatters the service; see CPU per probe (server-bound estimate ${fmt(readyCpu.bare / readyCpu.service, 2)}×)`,
+    },
+    {
+      figure: '/health/ready server CPU per probe (µs)',
+      service: fmt(readyCpu.service, 1),
+      baseline: fmt(readyCpu.bare, 1),
+      ratio: readyCpu.service / readyCpu.bare,
+      target: '≤ 1.05×',
+      met: readyCpu.service / readyCpu.bare <= 1 / 0.95,
+      note: 'the throughput target where the server, not autocannon on the same cores, is the bottleneck (1/0.95)',
     },
     {
       figure: '/health/ready p99 latency (ms)',
@@ -266,13 +275,22 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
     const svc = of('service', (s) => s.roster?.rps)
     const bare = of('bare', (s) => s.roster?.rps)
     rows.push({
-      figure: `GET /teams/:id/roster (req/s)`,
+      figure: 'GET /teams/:id/roster (req/s)',
       service: fmt(svc, 0),
       baseline: fmt(bare, 0),
       ratio: svc / bare,
       target: '≥ 0.90×',
       met: svc / bare >= 0.9,
-      note: `p99 ${fmt(rosterP99.service, 2)} ms vs ${fmt(rosterP99.bare, 2)} ms; server CPU per request ${fmt(rosterCpu.service, 1)} µs vs ${fmt(rosterCpu.bare, 1)} µs`,
+      note: `p99 ${fmt(rosterP99.service, 2)} ms vs ${fmt(rosterP99.bare, 2)} ms; PostgreSQL's share of the work is the same on both sides`,
+    })
+    rows.push({
+      figure: 'Roster server CPU per request (µs)',
+      service: fmt(rosterCpu.service, 1),
+      baseline: fmt(rosterCpu.bare, 1),
+      ratio: rosterCpu.service / rosterCpu.bare,
+      target: 'info',
+      met: null,
+      note: 'node process only (PostgreSQL excluded): the service-side overhead per roster request',
     })
   } else {
     const why =
