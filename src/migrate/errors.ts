@@ -43,7 +43,8 @@ export function isConnectionError(err: unknown): boolean {
   const code = errorCode(cause)
   if (code && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true
   const message = cause instanceof Error ? cause.message : ''
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+  // 'timeout expired': pg.Client's connectionTimeoutMillis (a host that accepts and never answers).
+  return /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(
     message,
   )
 }

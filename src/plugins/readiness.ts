@@ -79,8 +79,9 @@ export default fp(
     const reason = (): NotReadyReason | null => {
       if (shuttingDown) return 'shutting-down'
       const blocker = app.migrations.supervisor.blocker()
-      if (blocker) return blocker
-      return db.up ? null : 'database-unavailable'
+      // A run that is (re)trying to connect reads `migrating`; the failed check says why better.
+      if (!db.up && (blocker === null || blocker === 'migrating')) return 'database-unavailable'
+      return blocker
     }
 
     app.decorate('readiness', {

@@ -58,14 +58,15 @@ export default async function healthRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const admin = app.isAdmin(request)
       const reason = app.readiness.reason()
+      const blocker = app.migrations.supervisor.blocker()
       const db = app.readiness.database()
       const { lastError } = app.migrations.supervisor.status()
       const inspection = app.migrations.lastInspection()
       const checks: Record<string, Array<Record<string, unknown>>> = {
         'migrations:state': [
           {
-            status: reason === null || reason === 'database-unavailable' ? 'pass' : 'fail',
-            observedValue: app.migrations.supervisor.blocker() ?? 'complete',
+            status: reason !== 'shutting-down' && blocker === null ? 'pass' : 'fail',
+            observedValue: blocker ?? 'complete',
             ...(admin && lastError
               ? { output: `${lastError.code ?? ''} ${lastError.message}`.trim() }
               : {}),

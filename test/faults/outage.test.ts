@@ -1,7 +1,10 @@
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
 import { Migrator } from '../../src/migrate/migrator.js'
 import { ADMIN_TOKEN, AUTH } from '../helpers/app.js'
-import { getJson, sleep } from '../helpers/faults.js'
+import { getJson, sleep, until } from '../helpers/faults.js'
 import { databaseUrl, withClient } from '../helpers/postgres.js'
 import { type ServiceProcess, startService } from '../helpers/process.js'
 import {
@@ -81,6 +84,14 @@ async function waitProbe(
   )
 }
 
+/** How many probes gave each ready answer: `{ "503 database-unavailable": 57 }`. */
+const countBy = (probes: Probe[]) =>
+  probes.reduce<Record<string, number>>((acc, p) => {
+    const key = `${p.ready} ${p.reason ?? ''}`.trim()
+    acc[key] = (acc[key] ?? 0) + 1
+    return acc
+  }, {})
+
 const unavailable = (p: Probe) => p.ready === 503 && p.reason === 'database-unavailable'
 
 describe('the database goes away and comes back', () => {
@@ -147,7 +158,8 @@ describe('the database goes away and comes back', () => {
       `outage while serving: DB stop took ${Math.round(stopped - stopping)} ms; readiness 503 database-unavailable` +
         ` ${Math.round(detectMs)} ms after the stop began (probe period ${PROBE_MS} ms);` +
         ` ${outage.length} probes during the outage, live always 200: ${outage.every((p) => p.live === 200)};` +
-        ` DB start took ${Math.round(started - starting)} ms; ready ${Math.round(recoverMs)} ms after the DB was up`,
+        ` DB start took ${Math.round(started - starting)} ms; ready ${Math.round(recoverMs)} ms after the DB was up;` +
+        ` answers while down: ${JSON.stringify(countBy(outage))}`,
     )
     expect(detectMs).toBeLessThan(PROBE_MS + SLACK_MS)
     expect(outage.length).toBeGreaterThan(10)
@@ -193,7 +205,8 @@ describe('the database goes away and comes back', () => {
       `outage at boot: ${outage.length} probes while down, all live 200 and ready 503 database-unavailable:` +
         ` ${outage.every((p) => p.live === 200 && unavailable(p))}; ${attempts.length} failed attempts` +
         ` (retry delays ${attempts.map((l) => l.retryInMs).join(', ')} ms);` +
-        ` ready ${Math.round(recoverMs)} ms after the DB was up (DB start took ${Math.round(started - starting)} ms)`,
+        ` ready ${Math.round(recoverMs)} ms after the DB was up (DB start took ${Math.round(started - starting)} ms);` +
+        ` answers while down: ${JSON.stringify(countBy(outage))}`,
     )
     expect(outage.length).toBeGreaterThan(20)
     expect(outage.every((p) => p.live === 200)).toBe(true)
@@ -208,5 +221,49 @@ describe('the database goes away and comes back', () => {
       lastError: null,
     })
     expect(await service.stop('SIGTERM')).toEqual({ code: 0, signal: null })
+  })
+})
+
+describe('a database host that accepts connections and never answers', () => {
+  it('readiness says database-unavailable throughout, also while a reconnect attempt waits to time out', async () => {
+    // A black hole (a partition, a hung host): TCP connects, PostgreSQL never speaks.
+    const sockets = new Set<Socket>()
+    const hole = createServer((socket) => {
+      sockets.add(socket)
+      socket.on('close', () => sockets.delete(socket))
+    })
+    await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve))
+    const port = (hole.address() as AddressInfo).port
+    const url = `postgres://postgres:x@127.0.0.1:${port}/nowhere`
+    const config = loadConfig({
+      DATABASE_URL: url,
+      ADMIN_TOKEN,
+      LOG_LEVEL: 'silent',
+      HEALTH_CHECK_INTERVAL_MS: String(PROBE_MS),
+    })
+    const app = await buildApp({ config, databaseUrl: url, adminToken: ADMIN_TOKEN, logger: false })
+    await app.ready()
+    try {
+      const seen: Record<string, number> = {}
+      const deadline = performance.now() + 7000
+      // From the first failed health check on (before it, nothing is known yet).
+      await until('the first health check', async () => !app.readiness.database().up, 5000, 10)
+      while (performance.now() < deadline) {
+        const reason = app.readiness.reason() ?? 'ready'
+        seen[reason] = (seen[reason] ?? 0) + 1
+        await sleep(10)
+      }
+      const { attempt, lastError } = app.migrations.supervisor.status()
+      console.log(
+        `black-holed database: ${attempt} attempts (last error: ${lastError?.message}); reasons read every 10 ms: ${JSON.stringify(seen)}`,
+      )
+      expect(attempt).toBeGreaterThanOrEqual(2)
+      expect(Object.keys(seen)).toEqual(['database-unavailable'])
+      expect((await app.inject({ url: '/health/live' })).statusCode).toBe(200)
+    } finally {
+      await app.close()
+      for (const socket of sockets) socket.destroy()
+      await new Promise((resolve) => hole.close(resolve))
+    }
   })
 })
