@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Migrator } from '../../src/migrate/migrator.js'
@@ -30,6 +31,7 @@ describe('a transaction holding a lock on players while the service adds a colum
   let service: ServiceProcess | undefined
   let blocker: pg.Client | undefined
   let reader: pg.Client | undefined
+  let dir: string | undefined
 
   beforeAll(async () => {
     db = await createTestDatabase('incident')
@@ -41,10 +43,11 @@ describe('a transaction holding a lock on players while the service adds a colum
     await blocker?.end().catch(() => {})
     await reader?.end().catch(() => {})
     await db?.drop()
+    if (dir) await rm(dir, { recursive: true, force: true })
   })
 
   it('keeps reads of players answering within about lock_timeout, retries, names the blocker, and becomes ready after it ends', async () => {
-    const dir = await builtInChainPlus({
+    dir = await builtInChainPlus({
       [MIGRATION]: "await context.ensureColumn('players', 'nickname', 'text')",
     })
 
