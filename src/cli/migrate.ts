@@ -200,10 +200,12 @@ async function plan(migrator: Migrator, out: Output, to: string | undefined) {
   const [migrations, rows] = await Promise.all([migrator.migrations(), migrator.ledger()])
   const pending = new Set(await migrator.pending(rows))
   const last = to === undefined ? migrations.length : migrations.findIndex((m) => m.name === to) + 1
-  const steps = migrations
-    .slice(0, last)
-    .filter((m) => pending.has(m.name))
-    .map((m) => ({ name: m.name, transaction: m.module.transaction !== false }))
+  const steps = await Promise.all(
+    migrations
+      .slice(0, last)
+      .filter((m) => pending.has(m.name))
+      .map(async (m) => ({ name: m.name, transaction: (await m.load()).transaction !== false })),
+  )
   const known = new Set(migrations.map((m) => m.name))
   const unknown = rows.filter((r) => !known.has(r.name)).map((r) => r.name)
   if (out.json) return out.document({ command: 'plan', pending: steps, unknown })

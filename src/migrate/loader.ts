@@ -34,7 +34,11 @@ export async function loadSchemaSnapshot(dir: string): Promise<SchemaSnapshot | 
   return existsSync(path) ? (JSON.parse(await readFile(path, 'utf8')) as SchemaSnapshot) : null
 }
 
-/** Loads every migration module of `dir` in name order. */
+/**
+ * Lists the migrations of `dir` in name order, with their checksums, without
+ * importing them: an up-to-date boot imports nothing, and a run imports only
+ * what it applies (`load()`, memoised).
+ */
 export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
   const root = resolve(dir)
   const files = (await readdir(root)).filter((f) => MODULE_FILE.test(f)).sort()
@@ -49,12 +53,21 @@ export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
     if (seen.has(name)) throw new Error(`migration ${name} exists twice in ${root}`)
     seen.add(name)
     const path = join(root, file)
-    const module = (await import(pathToFileURL(path).href)) as Partial<MigrationModule>
-    if (typeof module.up !== 'function') {
-      throw new Error(`migration ${name} does not export an up() function`)
-    }
     const checksum = manifest[name] ?? sourceChecksum(await readFile(path, 'utf8'))
-    migrations.push({ name, path, checksum, module: module as MigrationModule })
+    let module: Promise<MigrationModule> | undefined
+    const load = () => {
+      module ??= importMigration(name, path)
+      return module
+    }
+    migrations.push({ name, path, checksum, load })
   }
   return migrations
+}
+
+async function importMigration(name: string, path: string): Promise<MigrationModule> {
+  const module = (await import(pathToFileURL(path).href)) as Partial<MigrationModule>
+  if (typeof module.up !== 'function') {
+    throw new Error(`migration ${name} does not export an up() function`)
+  }
+  return module as MigrationModule
 }

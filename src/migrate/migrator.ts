@@ -1,7 +1,6 @@
 import { hostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
-import { Umzug } from 'umzug'
 import { diffSnapshots, schemaSnapshot } from './catalog.js'
 import {
   errorCode,
@@ -14,6 +13,7 @@ import {
   deleteLedgerRow,
   ensureLedger,
   insertLedgerRow,
+  ledgerInsertSql,
   ledgerStorage,
   readLedger,
 } from './ledger.js'
@@ -208,6 +208,14 @@ export class Migrator {
   async up(options: { to?: string } = {}): Promise<string[]> {
     return this.locked(async (work, lockClient) => {
       const migrations = await this.migrations()
+      // Nothing pending (every boot but a deploy's first): import no migration module
+      // and do not even load umzug.
+      const done = new Set((await readLedger(work)).map((r) => r.name))
+      const pending = migrations.filter((m) => !done.has(m.name))
+      if (pending.length === 0) return []
+      // Import what will run, all at once, before the first transaction opens.
+      await Promise.all(pending.map((m) => m.load()))
+      const { Umzug } = await import('umzug')
       const umzug = new Umzug({
         migrations: migrations.map((m) => ({
           name: m.name,
@@ -233,7 +241,8 @@ export class Migrator {
       const applied = new Set((await readLedger(work)).map((r) => r.name))
       const last = migrations.filter((m) => applied.has(m.name)).at(-1)
       if (!last) return null
-      if (typeof last.module.down !== 'function') {
+      const module = await last.load()
+      if (typeof module.down !== 'function') {
         throw new Error(`migration ${last.name} has no down(); it cannot be reverted`)
       }
       this.run.current = last.name
@@ -241,7 +250,7 @@ export class Migrator {
       const context = this.context(work, changes)
       await work.query(`BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`)
       try {
-        await last.module.down({ name: last.name, context })
+        await module.down({ name: last.name, context })
         await deleteLedgerRow(work, last.name)
         await work.query('COMMIT')
       } catch (err) {
@@ -399,12 +408,13 @@ export class Migrator {
       changes,
       appliedBy: `${hostname()}:${process.pid}`,
     })
-    if (m.module.transaction === false) {
+    const module = await m.load()
+    if (module.transaction === false) {
       // CREATE INDEX CONCURRENTLY and friends: each statement commits alone; the
       // helpers repair what a killed run leaves, and the ledger row comes last.
       await work.query(`SET lock_timeout = ${this.opts.lockTimeoutMs}`)
       try {
-        await m.module.up({ name: m.name, context })
+        await module.up({ name: m.name, context })
         const record = row()
         await insertLedgerRow(work, record)
         return record
@@ -414,10 +424,10 @@ export class Migrator {
     }
     await work.query(`BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`)
     try {
-      await m.module.up({ name: m.name, context })
+      await module.up({ name: m.name, context })
       const record = row()
-      await insertLedgerRow(work, record)
-      await work.query('COMMIT')
+      // The ledger row and COMMIT in one round trip (simple protocol, escaped literals).
+      await work.query(`${ledgerInsertSql(record, (v) => work.escapeLiteral(v))}; COMMIT`)
       return record
     } catch (err) {
       await work.query('ROLLBACK').catch(() => {})

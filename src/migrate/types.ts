@@ -74,12 +74,13 @@ export interface MigrationModule {
   transaction?: boolean
 }
 
-/** A migration as the engine knows it: module plus identity. */
+/** A migration as the engine knows it: identity, and its module on demand. */
 export interface LoadedMigration {
   name: string
   path: string
   checksum: string
-  module: MigrationModule
+  /** Imports the module (once); rejects when it exports no `up()`. */
+  load(): Promise<MigrationModule>
 }
 
 export interface LedgerRow {

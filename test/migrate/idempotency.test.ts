@@ -55,7 +55,7 @@ async function applyByHand(client: pg.Client, name: string) {
   if (!m) throw new Error(`no migration ${name}`)
   const query: Query = (text, values) => client.query(text, values)
   const changes: Change[] = []
-  await m.module.up({ name, context: { query, ...createSchemaHelpers(query, changes) } })
+  await (await m.load()).up({ name, context: { query, ...createSchemaHelpers(query, changes) } })
 }
 
 const ledgerOf = (url: string) => new Migrator({ connectionString: url }).ledger()
