@@ -1,17 +1,10 @@
 import { createHash } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { CREATE_LEDGER } from '../../src/migrate/ledger.js'
 
-/** The ledger DDL the engine runs before a chain (src/migrate/ledger.ts), for the psql baseline. */
-export const LEDGER_DDL = `CREATE TABLE IF NOT EXISTS schema_migrations (
-  name text PRIMARY KEY,
-  checksum text NOT NULL,
-  outcome text NOT NULL,
-  applied_at timestamptz NOT NULL DEFAULT now(),
-  duration_ms integer NOT NULL,
-  changes jsonb NOT NULL DEFAULT '[]',
-  applied_by text
-)`
+/** The ledger DDL the engine runs before a chain, for the psql baseline. */
+export const LEDGER_DDL = CREATE_LEDGER
 
 const sha256 = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`
 

@@ -4,7 +4,8 @@ import type { Change, LedgerRow, Outcome } from './types.js'
 
 export const LEDGER_TABLE = 'schema_migrations'
 
-const CREATE_LEDGER = `CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
+/** The ledger's DDL (the benchmark's psql baseline runs it too). */
+export const CREATE_LEDGER = `CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
   name text PRIMARY KEY,
   checksum text NOT NULL,
   outcome text NOT NULL,
@@ -71,6 +72,23 @@ export async function insertLedgerRow(
     ],
   )
   return rows[0]?.applied_at ?? new Date()
+}
+
+/** The same insert as text, for sending together with COMMIT in one round trip. */
+export function ledgerInsertSql(
+  row: Omit<LedgerRow, 'appliedAt'>,
+  literal: (value: string) => string,
+): string {
+  const values = [
+    literal(row.name),
+    literal(row.checksum),
+    literal(row.outcome),
+    String(Math.trunc(row.durationMs)),
+    `${literal(JSON.stringify(row.changes))}::jsonb`,
+    row.appliedBy === null ? 'NULL' : literal(row.appliedBy),
+  ]
+  return `INSERT INTO ${LEDGER_TABLE} (name, checksum, outcome, duration_ms, changes, applied_by)
+     VALUES (${values.join(', ')})`
 }
 
 export async function deleteLedgerRow(client: Pick<ClientBase, 'query'>, name: string) {

@@ -29,7 +29,7 @@ export async function acquireMigrationLock(
   client: ClientBase,
   options: { signal?: AbortSignal; onWait?: (holder: LockHolder | null) => void } = {},
 ): Promise<boolean> {
-  let delay = 100
+  let delay = 50
   for (;;) {
     if (options.signal?.aborted) return false
     const { rows } = await client.query<{ locked: boolean }>(
@@ -39,7 +39,8 @@ export async function acquireMigrationLock(
     if (rows[0]?.locked) return true
     options.onWait?.(await lockHolder(client))
     await sleep(delay, options.signal)
-    delay = Math.min(delay * 2, 1000)
+    // A try is one cheap round trip; a short cap lets waiting replicas follow the holder quickly.
+    delay = Math.min(delay * 2, 200)
   }
 }
 
