@@ -31,7 +31,7 @@ const probeConfig = { alwaysAvailable: true }
 export default async function healthRoutes(app: FastifyInstance) {
   app.get(
     '/health/live',
-    { config: probeConfig, schema: { hide: true, response: { 200: Probe } } },
+    { config: probeConfig, logLevel: 'warn', schema: { hide: true, response: { 200: Probe } } },
     async (_request, reply) => {
       reply.header('Cache-Control', 'no-store')
       return { status: 'pass' as const }
@@ -40,7 +40,13 @@ export default async function healthRoutes(app: FastifyInstance) {
 
   app.get(
     '/health/ready',
-    { config: probeConfig, schema: { hide: true, response: { 200: Probe, 503: Probe } } },
+    {
+      config: probeConfig,
+      // Probes arrive every few seconds from every kubelet: two info lines each would
+      // cost more than answering them (bench/README.md).
+      logLevel: 'warn',
+      schema: { hide: true, response: { 200: Probe, 503: Probe } },
+    },
     async (_request, reply) => {
       reply.header('Cache-Control', 'no-store')
       const reason = app.readiness.reason()
