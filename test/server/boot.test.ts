@@ -114,6 +114,13 @@ describe('a failing migration', () => {
     expect(service.child.exitCode).toBeNull()
     expect((await fetch(`${service.base}/health/live`)).status).toBe(200)
     expect(service.logs.some((l) => l.msg === 'migration failed; will retry')).toBe(true)
+    // Requests are logged, one line each, and no secret is: not the token, not the DB password.
+    const completed = service.logs.filter((l) => l.msg === 'request completed')
+    expect(completed.length).toBeGreaterThan(0)
+    expect(completed.every((l) => (l.req as { url?: string })?.url !== undefined)).toBe(true)
+    const text = JSON.stringify(service.logs) + service.stderr()
+    expect(text).not.toContain(ADMIN_TOKEN)
+    expect(text).not.toContain(decodeURIComponent(new URL(db.url).password))
   })
 })
 
@@ -155,7 +162,7 @@ describe('configuration errors', () => {
     services.push(service)
     const { code } = await service.exited
     expect(code).toBe(1)
-    expect(service.stderr()).toMatch(/PORT must be integer/)
+    expect(service.stderr()).toMatch(/invalid configuration: PORT: expected integer/)
   })
 })
 
