@@ -92,16 +92,19 @@ export default fp(
       },
     })
 
-    app.addHook('onRequest', async (request, reply) => {
-      if (request.routeOptions.config.alwaysAvailable) return
-      const why = reason()
-      if (why === null) return
-      reply.header('Retry-After', why === 'shutting-down' ? '1' : '5')
-      return reply.code(503).send({
-        statusCode: 503,
-        error: 'Service Unavailable',
-        message: `the service is not ready: ${why}`,
-      })
+    // A callback hook (no promise per request): it runs on every request, probes included.
+    app.addHook('onRequest', (request, reply, done) => {
+      const why = request.routeOptions.config.alwaysAvailable ? null : reason()
+      if (why === null) return done()
+      // Replying without calling done() ends the hook chain here.
+      reply
+        .code(503)
+        .header('Retry-After', why === 'shutting-down' ? '1' : '5')
+        .send({
+          statusCode: 503,
+          error: 'Service Unavailable',
+          message: `the service is not ready: ${why}`,
+        })
     })
 
     app.addHook('onReady', async () => {
