@@ -165,15 +165,13 @@ export class MigrationSupervisor {
     this.opts.logger.info({ attempt: this.attempt }, 'migrations complete; ready')
   }
 
+  /** Waits `ms`, or less when stopped or when the database is reachable again. */
   private async pause(ms: number) {
     const early = new AbortController()
     this.retryEarly = early
-    const stop = () => early.abort()
-    this.wake.signal.addEventListener('abort', stop, { once: true })
     try {
-      await sleep(ms, this.wake.signal.aborted ? this.wake.signal : early.signal)
+      await sleep(ms, AbortSignal.any([this.wake.signal, early.signal]))
     } finally {
-      this.wake.signal.removeEventListener('abort', stop)
       if (this.retryEarly === early) this.retryEarly = undefined
     }
   }
