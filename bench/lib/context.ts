@@ -23,6 +23,20 @@ export interface ServiceEnv {
   LOG_LEVEL?: string
 }
 
+/** `node --cpu-prof` arguments when the run was asked to profile. */
+async function profileArgs(ctx: Context, name: string): Promise<string[]> {
+  if (!ctx.args.profile) return []
+  const dir = join(ctx.root, 'bench', 'results', 'profiles')
+  await mkdir(dir, { recursive: true })
+  return [
+    '--cpu-prof',
+    '--cpu-prof-dir',
+    dir,
+    '--cpu-prof-name',
+    `${name}-${Date.now()}.cpuprofile`,
+  ]
+}
+
 /** Starts `node <build>/server.js` on a free loopback port. */
 export async function startService(
   ctx: Context,
@@ -31,18 +45,7 @@ export async function startService(
   opts: { keepStdout?: boolean } = {},
 ): Promise<BenchProcess & { stdout(): string }> {
   const port = await uniquePort()
-  const args: string[] = []
-  if (ctx.args.profile) {
-    const dir = join(ctx.root, 'bench', 'results', 'profiles')
-    await mkdir(dir, { recursive: true })
-    args.push(
-      '--cpu-prof',
-      '--cpu-prof-dir',
-      dir,
-      '--cpu-prof-name',
-      `${name}-${Date.now()}.cpuprofile`,
-    )
-  }
+  const args = await profileArgs(ctx, name)
   args.push(join(ctx.build.dir, 'server.js'))
   return spawnNode({
     name,
@@ -66,18 +69,7 @@ export async function startBare(
   env: { DATABASE_URL: string; BENCH_ROSTER_SQL: string },
 ): Promise<BenchProcess> {
   const port = await uniquePort()
-  const args: string[] = []
-  if (ctx.args.profile) {
-    const dir = join(ctx.root, 'bench', 'results', 'profiles')
-    await mkdir(dir, { recursive: true })
-    args.push(
-      '--cpu-prof',
-      '--cpu-prof-dir',
-      dir,
-      '--cpu-prof-name',
-      `${name}-${Date.now()}.cpuprofile`,
-    )
-  }
+  const args = await profileArgs(ctx, name)
   args.push(join(ctx.root, 'bench', 'baseline', 'bare-server.mjs'))
   return spawnNode({
     name,
