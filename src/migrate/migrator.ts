@@ -4,6 +4,7 @@ import pg from 'pg'
 import { diffSnapshots, schemaSnapshot } from './catalog.js'
 import {
   errorCode,
+  isConnectionError,
   LOCK_NOT_AVAILABLE,
   rootCause,
   StopRequestedError,
@@ -206,6 +207,7 @@ export class Migrator {
    * `to` stops after that migration (tests, and the CLI's partial runs).
    */
   async up(options: { to?: string } = {}): Promise<string[]> {
+    if (await this.upToDate()) return []
     return this.locked(async (work, lockClient) => {
       const migrations = await this.migrations()
       // Nothing pending (every boot but a deploy's first): import no migration module
@@ -232,6 +234,26 @@ export class Migrator {
       const applied = await umzug.up(options.to ? { to: options.to } : {})
       return applied.map((m) => m.name)
     })
+  }
+
+  /**
+   * Every boot but a deploy's first finds the whole chain in the ledger: one
+   * connection and one read, no lock. A row is only there once its migration
+   * committed, so "nothing pending" read without the lock is as true as with it.
+   */
+  private async upToDate(): Promise<boolean> {
+    try {
+      if ((await this.pending()).length > 0) return false
+    } catch (err) {
+      // Unreachable: report it now rather than wait out a second connection attempt.
+      if (isConnectionError(err)) {
+        this.run = { ...this.run, state: 'failed', lastError: toRunError(err, null) }
+        throw err
+      }
+      return false // anything else, the locked run reports with its context
+    }
+    this.run = { ...this.run, state: 'complete', current: null, lastError: null, lockHolder: null }
+    return true
   }
 
   /** Reverts the last applied migration that has a `down`, with its ledger row, in one transaction. */
