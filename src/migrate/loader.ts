@@ -65,8 +65,12 @@ export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
 }
 
 async function importMigration(name: string, path: string): Promise<MigrationModule> {
-  const module = (await import(pathToFileURL(path).href)) as Partial<MigrationModule>
-  if (typeof module.up !== 'function') {
+  const namespace = (await import(pathToFileURL(path).href)) as Partial<MigrationModule> & {
+    default?: Partial<MigrationModule>
+  }
+  // Named exports (umzug's convention), or an object as the default export (CommonJS style).
+  const module = typeof namespace.up === 'function' ? namespace : namespace.default
+  if (typeof module?.up !== 'function') {
     throw new Error(`migration ${name} does not export an up() function`)
   }
   return module as MigrationModule

@@ -1,0 +1,48 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { loadMigrations } from '../../src/migrate/loader.js'
+import { Migrator } from '../../src/migrate/migrator.js'
+import { writeChain } from '../helpers/chains.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+
+const databases: TestDatabase[] = []
+afterEach(async () => {
+  await Promise.all(databases.splice(0).map((d) => d.drop()))
+})
+
+describe('a MIGRATIONS_DIR chain', () => {
+  it('takes named exports, a default-exported object and CommonJS, in name order, and skips other files', async () => {
+    const dir = await writeChain({
+      '001_named': "await context.ensureTable('a_named', { columns: { id: 'integer' } })",
+    })
+    await writeFile(
+      join(dir, '002_default.mjs'),
+      "export default { async up({ context }) { await context.ensureTable('b_default', { columns: { id: 'integer' } }) } }\n",
+    )
+    await writeFile(
+      join(dir, '003_commonjs.js'),
+      "module.exports = { async up({ context }) { await context.ensureTable('c_cjs', { columns: { id: 'integer' } }) } }\n",
+    )
+    await writeFile(join(dir, 'README.md'), '# not a migration\n')
+    await writeFile(join(dir, '001_named.d.ts'), 'export {}\n')
+    const names = (await loadMigrations(dir)).map((m) => m.name)
+    expect(names).toEqual(['001_named', '002_default', '003_commonjs'])
+
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    expect(await new Migrator({ connectionString: db.url, migrationsDir: dir }).up()).toEqual(names)
+  })
+
+  it('a module without up() fails the run with its name, before anything is applied', async () => {
+    const dir = await writeChain({ '001_ok': "await context.query('SELECT 1')" })
+    await writeFile(join(dir, '002_broken.mjs'), 'export const nothing = 1\n')
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    await expect(migrator.up()).rejects.toThrow(
+      'migration 002_broken does not export an up() function',
+    )
+    expect(await migrator.ledger()).toEqual([])
+  })
+})
