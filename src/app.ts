@@ -1,6 +1,12 @@
 import fastifyPostgres from '@fastify/postgres'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify'
 import type { Config } from './config.js'
 import { validatorCompiler } from './lib/validators.js'
 import auth from './plugins/auth.js'
@@ -27,6 +33,21 @@ export interface AppOptions {
   logger?: FastifyBaseLogger | FastifyServerOptions['logger']
 }
 
+/** One log line per request, with the request in it, instead of Fastify's two. */
+class OneLinePerRequest extends LogController {
+  override incomingRequest() {}
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ) {
+    const line = { req: request, res: reply, responseTime: reply.elapsedTime }
+    if (error) reply.log.error({ ...line, err: error }, 'request errored')
+    else reply.log.info(line, 'request completed')
+  }
+}
+
 /** Builds the app; never listens (src/server.ts does). */
 export async function buildApp(opts: AppOptions) {
   const { config } = opts
@@ -37,8 +58,7 @@ export async function buildApp(opts: AppOptions) {
       ? { loggerInstance: opts.logger as FastifyBaseLogger }
       : { logger: (opts.logger as FastifyServerOptions['logger']) ?? false }),
     bodyLimit: config.BODY_LIMIT_BYTES,
-    // One log line per request (below) instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new OneLinePerRequest(),
     // Readiness answers `shutting-down` itself while in-flight requests drain.
     return503OnClosing: false,
     routerOptions: { maxParamLength: 200 },
@@ -49,14 +69,6 @@ export async function buildApp(opts: AppOptions) {
     },
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(validatorCompiler())
-  app.addHook('onResponse', (request, reply, done) => {
-    request.log.info(
-      { req: request, res: reply, responseTime: reply.elapsedTime },
-      'request completed',
-    )
-    done()
-  })
-
   await app.register(errors)
   await app.register(auth, { adminToken: opts.adminToken })
   await app.register(fastifyPostgres, {
