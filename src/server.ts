@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import pino from 'pino'
 import { buildApp } from './app.js'
@@ -43,7 +44,7 @@ async function main() {
       // Local development only: the token lives in DATA_DIR/secrets.json and is shown once per start.
       logger.info(
         { adminToken },
-        'embedded database: generated admin token (also in .data/secrets.json)',
+        `embedded database: admin token (kept in ${join(config.DATA_DIR, 'secrets.json')})`,
       )
     }
   }
