@@ -112,7 +112,8 @@ export class Migrator {
   }
   private stopping = false
   private readonly abort = new AbortController()
-  private active: { work: pg.Client; pid: number; done: Promise<unknown> } | undefined
+  /** The run in progress: its migration session's pid (to cancel it) and when it ends. */
+  private active: { pid: number; done: Promise<unknown> } | undefined
 
   constructor(options: MigratorOptions) {
     this.dir = options.migrationsDir ?? builtInMigrationsDir()
@@ -327,7 +328,7 @@ export class Migrator {
       lockClient = await this.connect('migration-lock')
       work = await this.connect('migration')
       const pid = (await work.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid
-      this.active = { work, pid: pid ?? 0, done }
+      this.active = { pid: pid ?? 0, done }
       this.run = { ...this.run, state: 'idle', current: null, lockHolder: null, blockedBy: [] }
       let waitingLogged = false
       const locked = await acquireMigrationLock(lockClient, {
