@@ -45,6 +45,35 @@ async function secrets(dir: string): Promise<Secrets> {
 }
 
 /**
+ * A service killed with SIGKILL leaves its PostgreSQL running on the data dir,
+ * and the next start would fail on the lock file. Stop that server first (fast
+ * shutdown: it rolls back and exits cleanly), waiting up to 15 s for it to go.
+ */
+async function stopOrphan(dataPath: string, log: FastifyBaseLogger): Promise<void> {
+  const pidFile = join(dataPath, 'postmaster.pid')
+  if (!existsSync(pidFile)) return
+  const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0])
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return // stale: PostgreSQL handles it
+  log.warn(
+    { postgresPid: pid, dataDir: dataPath },
+    'stopping a PostgreSQL left running by an earlier run',
+  )
+  process.kill(pid, 'SIGINT')
+  for (let waited = 0; waited < 15_000 && isAlive(pid); waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
  * Starts an embedded PostgreSQL with its data under `dataDir` (kept between
  * runs) on a free loopback port, and makes sure the service's database exists.
  */
@@ -85,7 +114,15 @@ export async function startEmbeddedDatabase(
     log.info({ dataDir: dataPath }, 'initialising the embedded PostgreSQL')
     await server.initialise()
   }
-  await server.start()
+  await stopOrphan(dataPath, log)
+  try {
+    await server.start()
+  } catch (err) {
+    // The package rejects with undefined when the server exits early; its log has the reason.
+    throw new Error(
+      `the embedded PostgreSQL in ${dataPath} did not start${err ? `: ${String(err)}` : ''} (LOG_LEVEL=debug shows its log)`,
+    )
+  }
   const admin = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`
   const client = new pg.Client({ connectionString: `${admin}/postgres` })
   await client.connect()

@@ -202,4 +202,23 @@ describe('the embedded default (no DATABASE_URL)', () => {
     expect(existsSync(pidFile)).toBe(false) // PostgreSQL shut down cleanly
     await rm(dataDir, { recursive: true, force: true })
   })
+
+  it('after a SIGKILL, the next start stops the PostgreSQL left running and comes up ready', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'embedded-'))
+    const first = await startService({ DATA_DIR: dataDir })
+    services.push(first)
+    await first.waitFor('/health/ready', (s) => s === 200, 60_000)
+    const pidFile = join(dataDir, 'pg', 'postmaster.pid')
+    const orphan = Number((await readFile(pidFile, 'utf8')).split('\n')[0])
+    await first.stop('SIGKILL')
+    expect(() => process.kill(orphan, 0)).not.toThrow() // still running without its parent
+
+    const second = await startService({ DATA_DIR: dataDir })
+    services.push(second)
+    await second.waitFor('/health/ready', (s) => s === 200, 60_000)
+    expect(second.logs.some((l) => l.postgresPid === orphan)).toBe(true)
+    expect(() => process.kill(orphan, 0)).toThrow()
+    expect(await second.stop('SIGTERM')).toEqual({ code: 0, signal: null })
+    await rm(dataDir, { recursive: true, force: true })
+  })
 })
