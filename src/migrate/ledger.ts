@@ -96,15 +96,18 @@ export async function deleteLedgerRow(client: Pick<ClientBase, 'query'>, name: s
 }
 
 /**
- * umzug's storage contract on the ledger. `executed` reads it; logging is a
- * no-op because the engine writes each row inside the migration's transaction
- * (umzug alone would run `up()` and then log it: two commits, the window the
- * incident fell into).
+ * umzug's storage contract on the ledger, for one run under the lock. `executed`
+ * reads the ledger once (nothing else writes it while the lock is held); logging
+ * is a no-op because the engine writes each row inside the migration's
+ * transaction (umzug alone would run `up()` and then log it: two commits, the
+ * window the incident fell into).
  */
 export function ledgerStorage(client: Pick<ClientBase, 'query'>): UmzugStorage {
+  let names: Promise<string[]> | undefined
   return {
-    async executed() {
-      return (await readLedger(client)).map((r) => r.name)
+    executed() {
+      names ??= readLedger(client).then((rows) => rows.map((r) => r.name))
+      return names
     },
     async logMigration() {},
     async unlogMigration() {},

@@ -213,7 +213,8 @@ export class Migrator {
       const migrations = await this.migrations()
       // Nothing pending (every boot but a deploy's first): import no migration module
       // and do not even load umzug.
-      const done = new Set((await readLedger(work)).map((r) => r.name))
+      const storage = ledgerStorage(work)
+      const done = new Set(await storage.executed({ context: {} }))
       const pending = migrations.filter((m) => !done.has(m.name))
       if (pending.length === 0) return []
       // Import what will run, all at once, before the first transaction opens.
@@ -225,7 +226,7 @@ export class Migrator {
           path: m.path,
           up: () => this.apply(work, lockClient, m),
         })),
-        storage: ledgerStorage(work),
+        storage,
         context: {},
         logger: undefined,
       })
