@@ -41,7 +41,6 @@ export class MigrationSupervisor {
   private error: RunError | null = null
   private attempt = 0
   private retryAt: Date | null = null
-  private pendingNames: string[] = []
   private loop: Promise<void> | undefined
   private stopped = false
   private readonly wake = new AbortController()
@@ -116,7 +115,6 @@ export class MigrationSupervisor {
       lastError: this.error,
       attempt: this.attempt,
       nextAttemptAt: this.retryAt?.toISOString() ?? null,
-      pending: this.pendingNames,
     }
   }
 
@@ -131,8 +129,7 @@ export class MigrationSupervisor {
           this.finish()
           return
         }
-        this.pendingNames = await this.migrator.pending()
-        if (this.pendingNames.length === 0) {
+        if ((await this.migrator.pending()).length === 0) {
           this.finish()
           return
         }
@@ -161,7 +158,6 @@ export class MigrationSupervisor {
   private finish() {
     this.phase = 'complete'
     this.error = null
-    this.pendingNames = []
     this.opts.logger.info({ attempt: this.attempt }, 'migrations complete; ready')
   }
 
