@@ -8,7 +8,7 @@ import Fastify, {
   LogController,
 } from 'fastify'
 import type { Config } from './config.js'
-import { validatorCompiler } from './lib/validators.js'
+import { LazyCompilers } from './lib/validators.js'
 import auth from './plugins/auth.js'
 import errors from './plugins/errors.js'
 import metrics from './plugins/metrics.js'
@@ -51,6 +51,7 @@ class OneLinePerRequest extends LogController {
 /** Builds the app; never listens (src/server.ts does). */
 export async function buildApp(opts: AppOptions) {
   const { config } = opts
+  const compilers = new LazyCompilers()
   const loggerIsInstance =
     typeof opts.logger === 'object' && opts.logger !== null && 'child' in opts.logger
   const app = Fastify({
@@ -62,13 +63,21 @@ export async function buildApp(opts: AppOptions) {
     // Readiness answers `shutting-down` itself while in-flight requests drain.
     return503OnClosing: false,
     routerOptions: { maxParamLength: 200 },
+    schemaController: { compilersFactory: { buildSerializer: compilers.serializerFactory() } },
     // Router errors (bad URL encoding, over-long params) would otherwise bypass the error
     // handler, answering e.g. 414 with `error: "Bad Request"`.
     frameworkErrors: (error, _request, reply) => {
       reply.send(error as never)
     },
   }).withTypeProvider<TypeBoxTypeProvider>()
-  app.setValidatorCompiler(validatorCompiler())
+  app.setValidatorCompiler(compilers.validatorCompiler())
+  app.addHook('onListen', (done) => {
+    // After the boot's own work (the migration check, the first probe): see LazyCompilers.
+    setTimeout(() => {
+      compilers.warm().catch((err) => app.log.error({ err }, 'a route schema does not compile'))
+    }, 250).unref()
+    done()
+  })
   await app.register(errors)
   await app.register(auth, { adminToken: opts.adminToken })
   await app.register(fastifyPostgres, {
