@@ -4,14 +4,14 @@
 # Pin the base by digest in your registry mirror for reproducible builds.
 ARG NODE_IMAGE=node:22-bookworm-slim
 
-# --- build: compile src/ and the migration chain into dist/ -------------------
+# --- build: bundle src/ (esbuild) and compile the migration chain into dist/ -
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would build before the sources are copied, and no
 # dev dependency needs its install script to compile TypeScript.
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
 COPY scripts ./scripts
 COPY migrations ./migrations
 COPY src ./src

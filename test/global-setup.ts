@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { TestProject } from 'vitest/node'
 import {
@@ -27,16 +27,7 @@ declare module 'vitest' {
 export default async function setup(project: TestProject) {
   const root = join(import.meta.dirname, '..')
   const buildDir = join(root, '.test-build', `${process.pid}`)
-  mkdirSync(buildDir, { recursive: true })
-  execFileSync(
-    join(root, 'node_modules/.bin/tsc'),
-    ['-p', 'tsconfig.build.json', '--outDir', buildDir],
-    {
-      cwd: root,
-      stdio: 'inherit',
-    },
-  )
-  execFileSync(process.execPath, ['scripts/build-migrations.mjs', buildDir], { cwd: root })
+  execFileSync(process.execPath, ['scripts/build.mjs', buildDir], { cwd: root, stdio: 'inherit' })
 
   const server = await startTestPostgres()
   console.log(`test PostgreSQL ${server.version} from ${server.source}`)

@@ -37,17 +37,10 @@ export async function buildService(
   await mkdir(dir, { recursive: true })
   const remove = () => rm(dir, { recursive: true, force: true })
   try {
-    const tsc = await runCommand(
-      join(root, 'node_modules', '.bin', 'tsc'),
-      ['-p', join(root, 'tsconfig.build.json'), '--outDir', dir, '--sourceMap', 'false'],
-      { timeoutMs: 300_000 },
-    )
-    const migrations = await runCommand(
-      process.execPath,
-      [join(root, 'scripts', 'build-migrations.mjs'), dir],
-      { timeoutMs: 60_000 },
-    )
-    return { dir, kind: 'private', ms: tsc.ms + migrations.ms, remove }
+    const built = await runCommand(process.execPath, [join(root, 'scripts', 'build.mjs'), dir], {
+      timeoutMs: 300_000,
+    })
+    return { dir, kind: 'private', ms: built.ms, remove }
   } catch (err) {
     await remove()
     throw err

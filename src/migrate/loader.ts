@@ -12,13 +12,15 @@ export const CHECKSUM_MANIFEST = 'checksums.json'
 const MODULE_FILE = /^(?!.*\.d\.ts$).+\.(?:js|mjs|ts)$/
 
 /**
- * The built-in chain: `dist/migrations` next to the compiled engine, or the
+ * The built-in chain: `migrations/` beside the bundle (dist/server.js and its chunks
+ * under dist/), one level up when this module sits in a folder of the build, or the
  * TypeScript sources in `migrations/` when run from `src/` through tsx.
  */
 export function builtInMigrationsDir(): string {
-  const compiled = fileURLToPath(new URL('../migrations/', import.meta.url))
-  if (existsSync(compiled)) return compiled
-  return fileURLToPath(new URL('../../migrations/', import.meta.url))
+  const built = ['./migrations/', '../migrations/']
+    .map((candidate) => fileURLToPath(new URL(candidate, import.meta.url)))
+    .find((dir) => existsSync(join(dir, CHECKSUM_MANIFEST)))
+  return built ?? fileURLToPath(new URL('../../migrations/', import.meta.url))
 }
 
 /** sha256 of a migration's source text, line endings normalised, so it is the same on every build. */

@@ -219,7 +219,7 @@ export class Migrator {
       if (pending.length === 0) return []
       // Import what will run, all at once, before the first transaction opens.
       await Promise.all(pending.map((m) => m.load()))
-      const { Umzug } = await import('umzug')
+      const { Umzug } = await import('./umzug.js')
       const umzug = new Umzug({
         migrations: migrations.map((m) => ({
           name: m.name,
