@@ -208,18 +208,26 @@ export class Migrator {
    * `to` stops after that migration (tests, and the CLI's partial runs).
    */
   async up(options: { to?: string } = {}): Promise<string[]> {
-    if (await this.upToDate()) return []
+    const likelyPending = await this.pendingWithoutLock()
+    if (likelyPending?.length === 0) return []
+    // Start importing what will probably run, and umzug, now: the imports then overlap
+    // the connections, the lock and the ledger read instead of following them. Failures
+    // are reported by the run below, which awaits the same (memoised) imports.
+    const umzugModule = import('./umzug.js')
+    umzugModule.catch(() => {})
+    if (likelyPending) void this.prefetch(likelyPending)
     return this.locked(async (work, lockClient) => {
       const migrations = await this.migrations()
-      // Nothing pending (every boot but a deploy's first): import no migration module
-      // and do not even load umzug.
+      // Nothing pending after all (another replica applied it while this one waited for
+      // the lock): apply nothing and do not wait for umzug.
       const storage = ledgerStorage(work)
       const done = new Set(await storage.executed({ context: {} }))
       const pending = migrations.filter((m) => !done.has(m.name))
       if (pending.length === 0) return []
-      // Import what will run, all at once, before the first transaction opens.
+      // Every module that will run is imported before the first transaction opens: a
+      // broken one fails the run before anything of it is applied.
       await Promise.all(pending.map((m) => m.load()))
-      const { Umzug } = await import('./umzug.js')
+      const { Umzug } = await umzugModule
       const umzug = new Umzug({
         migrations: migrations.map((m) => ({
           name: m.name,
@@ -238,24 +246,35 @@ export class Migrator {
     })
   }
 
+  private async prefetch(names: string[]): Promise<void> {
+    const wanted = new Set(names)
+    const migrations = await this.migrations().catch(() => [])
+    for (const m of migrations) if (wanted.has(m.name)) m.load().catch(() => {})
+  }
+
   /**
    * Every boot but a deploy's first finds the whole chain in the ledger: one
    * connection and one read, no lock. A row is only there once its migration
    * committed, so "nothing pending" read without the lock is as true as with it.
+   * Null when the ledger could not be read for another reason than an outage
+   * (the locked run reports it with its context).
    */
-  private async upToDate(): Promise<boolean> {
+  private async pendingWithoutLock(): Promise<string[] | null> {
+    let pending: string[]
     try {
-      if ((await this.pending()).length > 0) return false
+      pending = await this.pending()
     } catch (err) {
       // Unreachable: report it now rather than wait out a second connection attempt.
       if (isConnectionError(err)) {
         this.run = { ...this.run, state: 'failed', lastError: toRunError(err, null) }
         throw err
       }
-      return false // anything else, the locked run reports with its context
+      return null
     }
-    this.run = { ...this.run, state: 'complete', current: null, lastError: null, lockHolder: null }
-    return true
+    if (pending.length === 0) {
+      this.run = { ...this.run, state: 'complete', current: null, lastError: null, lockHolder: null }
+    }
+    return pending
   }
 
   /** Reverts the last applied migration that has a `down`, with its ledger row, in one transaction. */
@@ -323,11 +342,16 @@ export class Migrator {
     const done = new Promise<void>((r) => {
       resolveDone = r
     })
-    let lockClient: pg.Client | undefined
-    let work: pg.Client | undefined
+    let opened: pg.Client[] = []
     try {
-      lockClient = await this.connect('migration-lock')
-      work = await this.connect('migration')
+      // Both connections at once; whichever opened is closed in `finally` if the other failed.
+      const connecting = await Promise.allSettled([
+        this.connect('migration-lock'),
+        this.connect('migration'),
+      ])
+      opened = connecting.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []))
+      for (const c of connecting) if (c.status === 'rejected') throw c.reason
+      const [lockClient, work] = opened as [pg.Client, pg.Client]
       const pid = (await work.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid
       this.active = { pid: pid ?? 0, done }
       this.run = { ...this.run, state: 'idle', current: null, lockHolder: null, blockedBy: [] }
@@ -368,7 +392,7 @@ export class Migrator {
     } finally {
       this.active = undefined
       resolveDone()
-      await Promise.allSettled([lockClient?.end(), work?.end()])
+      await Promise.allSettled(opened.map((c) => c.end()))
     }
   }
 
