@@ -72,10 +72,14 @@ export async function buildApp(opts: AppOptions) {
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(compilers.validatorCompiler())
   app.addHook('onListen', (done) => {
-    // After the boot's own work (the migration check, the first probe): see LazyCompilers.
-    setTimeout(() => {
-      compilers.warm().catch((err) => app.log.error({ err }, 'a route schema does not compile'))
-    }, 250).unref()
+    // Once ready (LazyCompilers): compiling earlier would compete for the CPU with the
+    // migrations that readiness waits for, here or in a replica booting beside this one.
+    void app.migrations.supervisor.settled().then(() => {
+      if (!app.migrations.supervisor.complete) return
+      setTimeout(() => {
+        compilers.warm().catch((err) => app.log.error({ err }, 'a route schema does not compile'))
+      }, 250).unref()
+    })
     done()
   })
   await app.register(errors)

@@ -1,9 +1,11 @@
-import type { ClientBase } from 'pg'
+import type { ClientBase, Notification } from 'pg'
 import type { LockHolder } from './types.js'
 
 /** Two int4 keys ('bask', 'migr'): the advisory lock that serialises migration runs per database. */
 const CLASS_ID = 0x6261736b
 const OBJ_ID = 0x6d696772
+/** Notified by a holder as it releases the lock, so waiting replicas try again at once. */
+const RELEASED = 'basketball_api_migration_lock_released'
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -24,28 +26,76 @@ export { sleep }
  * own. A blocking `pg_advisory_lock` would hold a snapshot while it waits, and a
  * `CREATE INDEX CONCURRENTLY` in the holder waits for that snapshot forever. A
  * session lock dies with its connection, so a killed process never leaves it stale.
+ * While waiting, the session LISTENs for the holder's release: the next try follows
+ * it at once instead of at the next poll (polling stays, for a holder that died).
  */
 export async function acquireMigrationLock(
   client: ClientBase,
-  options: { signal?: AbortSignal; onWait?: (holder: LockHolder | null) => void } = {},
+  options: {
+    signal?: AbortSignal
+    onWait?: (holder: LockHolder | null) => void
+    /** The wait between two tries when no release is notified: 50 ms, doubling up to 200 ms. */
+    minPollMs?: number
+    maxPollMs?: number
+  } = {},
 ): Promise<boolean> {
-  let delay = 50
-  for (;;) {
-    if (options.signal?.aborted) return false
-    const { rows } = await client.query<{ locked: boolean }>(
-      'SELECT pg_try_advisory_lock($1, $2) AS locked',
-      [CLASS_ID, OBJ_ID],
-    )
-    if (rows[0]?.locked) return true
-    options.onWait?.(await lockHolder(client))
-    await sleep(delay, options.signal)
-    // A try is one cheap round trip; a short cap lets waiting replicas follow the holder quickly.
-    delay = Math.min(delay * 2, 200)
+  const maxPollMs = options.maxPollMs ?? 200
+  let delay = Math.min(options.minPollMs ?? 50, maxPollMs)
+  let listening = false
+  // Set by a release notified at any time, also while a query is in flight, so that
+  // the next sleep is skipped rather than a release missed.
+  const released = { flag: false, wake: () => {} }
+  const onNotification = (message: Notification) => {
+    if (message.channel !== RELEASED) return
+    released.flag = true
+    released.wake()
+  }
+  try {
+    for (;;) {
+      if (options.signal?.aborted) return false
+      released.flag = false
+      const { rows } = await client.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock($1, $2) AS locked',
+        [CLASS_ID, OBJ_ID],
+      )
+      if (rows[0]?.locked) return true
+      if (!listening) {
+        // Listen, then try again: a release between the try above and the LISTEN would
+        // otherwise go unnoticed until the next poll.
+        client.on('notification', onNotification)
+        await client.query(`LISTEN ${RELEASED}`)
+        listening = true
+        continue
+      }
+      options.onWait?.(await lockHolder(client))
+      if (!released.flag) await sleepUntil(released, delay, options.signal)
+      // A try is one cheap round trip; a short cap bounds the wait when no release is notified.
+      delay = Math.min(delay * 2, maxPollMs)
+    }
+  } finally {
+    client.off('notification', onNotification)
   }
 }
 
+/** Releases the lock and tells the waiting sessions (one round trip). */
 export async function releaseMigrationLock(client: ClientBase): Promise<void> {
-  await client.query('SELECT pg_advisory_unlock($1, $2)', [CLASS_ID, OBJ_ID])
+  // Constants only; NOTIFY is delivered when this implicit transaction ends, after the unlock.
+  await client.query(`SELECT pg_advisory_unlock(${CLASS_ID}, ${OBJ_ID}); NOTIFY ${RELEASED}`)
+}
+
+function sleepUntil(released: { wake: () => void }, ms: number, signal?: AbortSignal) {
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve()
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      released.wake = () => {}
+      resolve()
+    }
+    signal?.addEventListener('abort', done, { once: true })
+    released.wake = done
+  })
 }
 
 /** Who holds the migration lock now, if anyone. */

@@ -210,12 +210,17 @@ export class Migrator {
   async up(options: { to?: string } = {}): Promise<string[]> {
     const likelyPending = await this.pendingWithoutLock()
     if (likelyPending?.length === 0) return []
-    // Start importing what will probably run, and umzug, now: the imports then overlap
-    // the connections, the lock and the ledger read instead of following them. Failures
-    // are reported by the run below, which awaits the same (memoised) imports.
-    const umzugModule = import('./umzug.js')
-    umzugModule.catch(() => {})
-    if (likelyPending) void this.prefetch(likelyPending)
+    // Start importing what will probably run, then umzug, now: the imports overlap the
+    // connections, the lock and the ledger read instead of following them. A few modules
+    // at a time, and no further once the lock turns out to be held by another replica: a
+    // waiting replica will probably apply nothing, and on a busy node its imports would
+    // only slow down the one that is migrating. The run awaits the same memoised imports.
+    let umzugModule: Promise<typeof import('./umzug.js')> | undefined
+    const loadUmzug = () => {
+      umzugModule ??= import('./umzug.js')
+      return umzugModule
+    }
+    if (likelyPending) void this.prefetch(likelyPending, loadUmzug)
     return this.locked(async (work, lockClient) => {
       const migrations = await this.migrations()
       // Nothing pending after all (another replica applied it while this one waited for
@@ -227,7 +232,7 @@ export class Migrator {
       // Every module that will run is imported before the first transaction opens: a
       // broken one fails the run before anything of it is applied.
       await Promise.all(pending.map((m) => m.load()))
-      const { Umzug } = await umzugModule
+      const { Umzug } = await loadUmzug()
       const umzug = new Umzug({
         migrations: migrations.map((m) => ({
           name: m.name,
@@ -246,10 +251,16 @@ export class Migrator {
     })
   }
 
-  private async prefetch(names: string[]): Promise<void> {
+  private async prefetch(names: string[], loadUmzug: () => Promise<unknown>): Promise<void> {
+    const waiting = () => this.run.state === 'waiting-for-lock'
     const wanted = new Set(names)
-    const migrations = await this.migrations().catch(() => [])
-    for (const m of migrations) if (wanted.has(m.name)) m.load().catch(() => {})
+    const migrations = (await this.migrations().catch(() => [])).filter((m) => wanted.has(m.name))
+    // In batches: parallel file reads, and a check for a held lock between batches.
+    for (let i = 0; i < migrations.length; i += 16) {
+      if (waiting()) return
+      await Promise.all(migrations.slice(i, i + 16).map((m) => m.load().catch(() => {})))
+    }
+    if (!waiting()) await loadUmzug().catch(() => {})
   }
 
   /**
@@ -272,7 +283,13 @@ export class Migrator {
       return null
     }
     if (pending.length === 0) {
-      this.run = { ...this.run, state: 'complete', current: null, lastError: null, lockHolder: null }
+      this.run = {
+        ...this.run,
+        state: 'complete',
+        current: null,
+        lastError: null,
+        lockHolder: null,
+      }
     }
     return pending
   }

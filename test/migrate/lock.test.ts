@@ -1,5 +1,6 @@
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
+import { acquireMigrationLock, releaseMigrationLock } from '../../src/migrate/lock.js'
 import { Migrator } from '../../src/migrate/migrator.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 
@@ -48,5 +49,39 @@ describe('the migration lock', () => {
     const migrator = new Migrator({ connectionString: db.url })
     expect(await migrator.up()).toEqual([])
     expect(migrator.view().state).toBe('complete')
+  })
+})
+
+describe('waiting for the lock', () => {
+  it('follows a release at once when it is notified, not at the next poll', async () => {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const [holding, waiting] = [new pg.Client(db.url), new pg.Client(db.url)]
+    clients.push(holding, waiting)
+    await Promise.all([holding.connect(), waiting.connect()])
+    expect(await acquireMigrationLock(holding)).toBe(true)
+
+    let waits = 0
+    const acquired = acquireMigrationLock(waiting, {
+      // Polls a minute apart: only the notification can make it try again within the test.
+      minPollMs: 60_000,
+      maxPollMs: 60_000,
+      onWait: () => {
+        waits++
+      },
+    })
+    await expect.poll(() => waits, { timeout: 10_000 }).toBeGreaterThan(0)
+    await new Promise((r) => setTimeout(r, 100)) // the waiter now sleeps on its long poll
+
+    const released = performance.now()
+    await releaseMigrationLock(holding)
+    expect(await acquired).toBe(true)
+    expect(performance.now() - released).toBeLessThan(10_000)
+    expect(waits).toBe(1)
+    // And it is really held: the first session cannot take it back.
+    expect(
+      (await holding.query('SELECT pg_try_advisory_lock(1650553707, 1835624306) AS ok')).rows[0]
+        ?.ok,
+    ).toBe(false)
   })
 })
