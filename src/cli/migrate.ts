@@ -177,7 +177,11 @@ async function status(migrator: Migrator, connectionString: string, out: Output)
     migrator.inspect(),
     readLockHolder(connectionString),
   ])
-  if (out.json) return out.document({ command: 'status', ...inspection, lockHolder: holder })
+  if (out.json) {
+    // This process runs no migration: its own run state means nothing to the reader.
+    const { run: _own, ...shown } = inspection
+    return out.document({ command: 'status', ...shown, lockHolder: holder })
+  }
   out.line(
     table([
       ['NAME', 'STATUS', 'OUTCOME', 'APPLIED AT', 'DURATION', 'CHECKSUM'],
@@ -276,7 +280,7 @@ async function verify(migrator: Migrator, out: Output) {
   const problems = verifyProblems(inspection)
   const compared = inspection.drift.status !== 'unknown'
   if (out.json) {
-    const { migrations: _omitted, ...rest } = inspection
+    const { migrations: _omitted, run: _own, ...rest } = inspection
     out.document({ command: 'verify', ok: problems.length === 0, problems, ...rest })
   } else {
     for (const p of problems) out.line(p)

@@ -71,6 +71,8 @@ export interface Inspection {
   checksumMismatches: number
   drift: DriftReport
   inspectedAt: string
+  /** The run as it was just before the ledger was read: the statuses above agree with it. */
+  run: RunView
 }
 
 /** One migration as `/migrations` shows it. */
@@ -154,7 +156,7 @@ export class Migrator {
   }
 
   /** Merges the chain, the ledger and the run into the per-migration list of `/migrations`. */
-  async describe(rows: LedgerRow[]): Promise<MigrationView[]> {
+  async describe(rows: LedgerRow[], run: RunView = this.view()): Promise<MigrationView[]> {
     const migrations = await this.migrations()
     const byName = new Map(rows.map((r) => [r.name, r]))
     const known = new Set(migrations.map((m) => m.name))
@@ -162,9 +164,8 @@ export class Migrator {
       const row = byName.get(m.name)
       if (row) return appliedView(row, m.checksum)
       let status: MigrationView['status'] = 'pending'
-      if (this.run.state === 'running' && this.run.current === m.name) status = 'running'
-      else if (this.run.state === 'failed' && this.run.lastError?.migration === m.name)
-        status = 'failed'
+      if (run.state === 'running' && run.current === m.name) status = 'running'
+      else if (run.state === 'failed' && run.lastError?.migration === m.name) status = 'failed'
       return { ...appliedView(undefined, null), name: m.name, status }
     })
     for (const row of rows) {
@@ -182,7 +183,10 @@ export class Migrator {
   async inspect(): Promise<Inspection> {
     const expected = await loadSchemaSnapshot(this.dir)
     return this.withClient('inspect', async (client) => {
-      const migrations = await this.describe(await readLedger(client))
+      // The run first, then the ledger: a migration that commits in between shows as
+      // applied rather than as both done and not started.
+      const run = this.view()
+      const migrations = await this.describe(await readLedger(client), run)
       const count = (s: MigrationView['status']) => migrations.filter((m) => m.status === s).length
       const pending = migrations.length - count('applied') - count('unknown')
       let drift: DriftReport = { status: 'unknown', differences: [] }
@@ -198,6 +202,7 @@ export class Migrator {
         checksumMismatches: migrations.filter((m) => m.checksumMatches === false).length,
         drift,
         inspectedAt: new Date().toISOString(),
+        run,
       }
     })
   }

@@ -1,3 +1,4 @@
+import type { onResponseHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { RunState } from '../migrate/types.js'
@@ -51,12 +52,29 @@ export default fp(
       registers,
     })
     // Route patterns only (never the raw URL): bounded label values whatever clients send.
-    // A callback hook, not an async one: no promise per request on the hot path.
-    app.addHook('onResponse', (request, reply, done) => {
-      const route = request.routeOptions.url ?? 'unmatched'
-      if (!excluded.has(route)) {
+    // One hook per instrumented route, with its pattern in the closure, so that a request
+    // never reads `routeOptions` (a getter that builds an object per call) and probes run
+    // no metrics hook; callback hooks, not async ones: no promise per request.
+    app.addHook('onRoute', (route) => {
+      if (excluded.has(route.url)) return
+      const pattern = route.url
+      const observe: onResponseHookHandler = (request, reply, done) => {
         requests.observe(
-          { method: request.method, route, status_code: String(reply.statusCode) },
+          { method: request.method, route: pattern, status_code: String(reply.statusCode) },
+          reply.elapsedTime / 1000,
+        )
+        done()
+      }
+      route.onResponse = [
+        ...(route.onResponse === undefined ? [] : [route.onResponse].flat()),
+        observe,
+      ]
+    })
+    // Requests that matched no route (404s), under one label.
+    app.addHook('onResponse', (request, reply, done) => {
+      if (request.is404) {
+        requests.observe(
+          { method: request.method, route: 'unmatched', status_code: String(reply.statusCode) },
           reply.elapsedTime / 1000,
         )
       }

@@ -1,3 +1,4 @@
+import type { onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import pg from 'pg'
 import type { MigrationBlocker } from '../migrate/supervisor.js'
@@ -93,10 +94,12 @@ export default fp(
     })
 
     // A callback hook (no promise per request): it runs on every request, probes included.
-    app.addHook('onRequest', (request, reply, done) => {
-      const why = request.routeOptions.config.alwaysAvailable ? null : reason()
+    // The gate goes on each route that is not `alwaysAvailable`, ahead of the route's own
+    // hooks (auth), rather than on every request: probes do not run it at all, and no
+    // request reads `routeOptions` (a getter that builds an object per call) to skip it.
+    const gate: onRequestHookHandler = (_request, reply, done) => {
+      const why = reason()
       if (why === null) return done()
-      // Replying without calling done() ends the hook chain here.
       reply
         .code(503)
         .header('Retry-After', why === 'shutting-down' ? '1' : '5')
@@ -105,6 +108,10 @@ export default fp(
           error: 'Service Unavailable',
           message: `the service is not ready: ${why}`,
         })
+    }
+    app.addHook('onRoute', (route) => {
+      if (route.config?.alwaysAvailable) return
+      route.onRequest = [gate, ...(route.onRequest === undefined ? [] : [route.onRequest].flat())]
     })
 
     app.addHook('onReady', async () => {

@@ -38,7 +38,9 @@ export function createRosterRepository(db: Queryable) {
         [teamId],
       )
       if (rows.length === 0) return null
-      return rows.filter((r) => r.playerId !== null).map(({ found: _, ...entry }) => entry)
+      // An empty roster is the one row of nulls. The rows go out as they are: the response
+      // schema's serializer writes only its own fields, so `found` is never sent.
+      return rows[0]?.playerId === null ? [] : rows
     },
 
     /**

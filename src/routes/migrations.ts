@@ -80,13 +80,15 @@ export default async function migrationsRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const { migrator, supervisor } = app.migrations
       let inspection: Inspection | null
+      let run = migrator.view()
       try {
         inspection = await app.migrations.inspect()
+        // The run the statuses were computed against, so that `current` agrees with them.
+        run = inspection.run
       } catch (err) {
         request.log.warn({ err }, 'ledger unreadable; answering from the last inspection')
         inspection = app.migrations.lastInspection()
       }
-      const run = migrator.view()
       const status = supervisor.status()
       reply.header('Cache-Control', 'no-store')
       return {
