@@ -22,6 +22,13 @@ import playersRoutes from './routes/players.js'
 import rosterRoutes from './routes/roster.js'
 import teamsRoutes from './routes/teams.js'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The route schemas' lazy compilers (`warm()` compiles what no request has used yet). */
+    routeSchemas: LazyCompilers
+  }
+}
+
 export interface AppOptions {
   config: Config
   /** The database to serve and migrate (DATABASE_URL, or the embedded one). */
@@ -71,6 +78,7 @@ export async function buildApp(opts: AppOptions) {
     },
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(compilers.validatorCompiler())
+  app.decorate('routeSchemas', compilers)
   app.addHook('onListen', (done) => {
     // Once ready (LazyCompilers): compiling earlier would compete for the CPU with the
     // migrations that readiness waits for, here or in a replica booting beside this one.
