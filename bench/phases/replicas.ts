@@ -118,7 +118,7 @@ export async function replicas(ctx: Context): Promise<PhaseResult> {
         note:
           `baseline: one replica alone (CPU to ready ${fmt(median(aloneCpu), 0)} ms). ` +
           `The eight used ${fmt(cpuBound * cores, 0)} ms CPU to get ready: ≥ ${fmt(cpuBound, 0)} ms on ${cores} cores (${fmt(cpuBound / a, 2)}× alone) before any waiting; ` +
-          `the last replica was ready ${fmt(lag, 0)} ms after the one that applied the chain (waiting replicas are notified of each release and take the lock one after another)`,
+          `the last replica was ready ${fmt(lag, 0)} ms after the one that applied the chain (waiting replicas are notified of the release and read the ledger)`,
       },
     ],
     notes: [],

@@ -37,8 +37,14 @@ export async function acquireMigrationLock(
     /** The wait between two tries when no release is notified: 50 ms, doubling up to 200 ms. */
     minPollMs?: number
     maxPollMs?: number
+    /**
+     * Asked after a notified release when the lock went to another session: true stops
+     * waiting (`'not-needed'`), e.g. because the chain the caller wanted to apply is now
+     * in the ledger. Waiting replicas then finish together instead of one lock at a time.
+     */
+    stillNeeded?: () => Promise<boolean>
   } = {},
-): Promise<boolean> {
+): Promise<'acquired' | 'stopped' | 'not-needed'> {
   const maxPollMs = options.maxPollMs ?? 200
   let delay = Math.min(options.minPollMs ?? 50, maxPollMs)
   let listening = false
@@ -52,13 +58,17 @@ export async function acquireMigrationLock(
   }
   try {
     for (;;) {
-      if (options.signal?.aborted) return false
+      if (options.signal?.aborted) return 'stopped'
+      const afterRelease = released.flag
       released.flag = false
       const { rows } = await client.query<{ locked: boolean }>(
         'SELECT pg_try_advisory_lock($1, $2) AS locked',
         [CLASS_ID, OBJ_ID],
       )
-      if (rows[0]?.locked) return true
+      if (rows[0]?.locked) return 'acquired'
+      if (afterRelease && options.stillNeeded && !(await options.stillNeeded())) {
+        return 'not-needed'
+      }
       if (!listening) {
         // Listen, then try again: a release between the try above and the LISTEN would
         // otherwise go unnoticed until the next poll.

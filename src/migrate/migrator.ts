@@ -226,34 +226,37 @@ export class Migrator {
       return umzugModule
     }
     if (likelyPending) void this.prefetch(likelyPending, loadUmzug)
-    return this.locked(async (work, lockClient) => {
-      const migrations = await this.migrations()
-      // Nothing pending after all (another replica applied it while this one waited for
-      // the lock): apply nothing and do not wait for umzug.
-      const storage = ledgerStorage(work)
-      const done = new Set(await storage.executed({ context: {} }))
-      const pending = migrations.filter((m) => !done.has(m.name))
-      if (pending.length === 0) return []
-      // Every module that will run is imported before the first transaction opens: a
-      // broken one fails the run before anything of it is applied.
-      await Promise.all(pending.map((m) => m.load()))
-      const { Umzug } = await loadUmzug()
-      const umzug = new Umzug({
-        migrations: migrations.map((m) => ({
-          name: m.name,
-          path: m.path,
-          up: () => this.apply(work, lockClient, m),
-        })),
-        storage,
-        context: {},
-        logger: undefined,
-      })
-      umzug.on('migrating', ({ name }) => {
-        this.run.current = name
-      })
-      const applied = await umzug.up(options.to ? { to: options.to } : {})
-      return applied.map((m) => m.name)
-    })
+    return this.locked(
+      async (work, lockClient) => {
+        const migrations = await this.migrations()
+        // Nothing pending after all (another replica applied it while this one waited for
+        // the lock): apply nothing and do not wait for umzug.
+        const storage = ledgerStorage(work)
+        const done = new Set(await storage.executed({ context: {} }))
+        const pending = migrations.filter((m) => !done.has(m.name))
+        if (pending.length === 0) return []
+        // Every module that will run is imported before the first transaction opens: a
+        // broken one fails the run before anything of it is applied.
+        await Promise.all(pending.map((m) => m.load()))
+        const { Umzug } = await loadUmzug()
+        const umzug = new Umzug({
+          migrations: migrations.map((m) => ({
+            name: m.name,
+            path: m.path,
+            up: () => this.apply(work, lockClient, m),
+          })),
+          storage,
+          context: {},
+          logger: undefined,
+        })
+        umzug.on('migrating', ({ name }) => {
+          this.run.current = name
+        })
+        const applied = await umzug.up(options.to ? { to: options.to } : {})
+        return applied.map((m) => m.name)
+      },
+      options.to === undefined ? () => [] : undefined,
+    )
   }
 
   private async prefetch(names: string[], loadUmzug: () => Promise<unknown>): Promise<void> {
@@ -358,7 +361,15 @@ export class Migrator {
   }
 
   /** Runs `fn` with a work connection while holding the migration lock on a session of its own. */
-  private async locked<T>(fn: (work: pg.Client, lockClient: pg.Client) => Promise<T>): Promise<T> {
+  /**
+   * Opens the two sessions, takes the lock, runs `fn`, releases. With `ifNothingPending`,
+   * a wait for the lock ends as soon as a notified release leaves nothing pending in the
+   * ledger (read on the lock session), and that value is returned without running `fn`.
+   */
+  private async locked<T>(
+    fn: (work: pg.Client, lockClient: pg.Client) => Promise<T>,
+    ifNothingPending?: () => T,
+  ): Promise<T> {
     if (this.stopping) throw new StopRequestedError('the migrator is stopping')
     let resolveDone: () => void = () => {}
     const done = new Promise<void>((r) => {
@@ -380,6 +391,15 @@ export class Migrator {
       let waitingLogged = false
       const locked = await acquireMigrationLock(lockClient, {
         signal: this.abort.signal,
+        ...(ifNothingPending && {
+          stillNeeded: () =>
+            readLedger(lockClient)
+              .then((rows) => this.pending(rows))
+              .then(
+                (pending) => pending.length > 0,
+                () => true, // unreadable: keep waiting, the locked run will report it
+              ),
+        }),
         onWait: (holder) => {
           this.run.state = 'waiting-for-lock'
           this.run.lockHolder = holder
@@ -389,7 +409,19 @@ export class Migrator {
           }
         },
       })
-      if (!locked) throw new StopRequestedError('stopped while waiting for the migration lock')
+      if (locked === 'stopped') {
+        throw new StopRequestedError('stopped while waiting for the migration lock')
+      }
+      if (locked === 'not-needed' && ifNothingPending) {
+        this.run = {
+          ...this.run,
+          state: 'complete',
+          current: null,
+          lastError: null,
+          lockHolder: null,
+        }
+        return ifNothingPending()
+      }
       this.run = { ...this.run, state: 'running', lockHolder: null }
       try {
         await ensureLedger(work)

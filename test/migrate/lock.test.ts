@@ -59,7 +59,7 @@ describe('waiting for the lock', () => {
     const [holding, waiting] = [new pg.Client(db.url), new pg.Client(db.url)]
     clients.push(holding, waiting)
     await Promise.all([holding.connect(), waiting.connect()])
-    expect(await acquireMigrationLock(holding)).toBe(true)
+    expect(await acquireMigrationLock(holding)).toBe('acquired')
 
     let waits = 0
     const acquired = acquireMigrationLock(waiting, {
@@ -75,7 +75,7 @@ describe('waiting for the lock', () => {
 
     const released = performance.now()
     await releaseMigrationLock(holding)
-    expect(await acquired).toBe(true)
+    expect(await acquired).toBe('acquired')
     expect(performance.now() - released).toBeLessThan(10_000)
     expect(waits).toBe(1)
     // And it is really held: the first session cannot take it back.
@@ -83,5 +83,50 @@ describe('waiting for the lock', () => {
       (await holding.query('SELECT pg_try_advisory_lock(1650553707, 1835624306) AS ok')).rows[0]
         ?.ok,
     ).toBe(false)
+  })
+})
+
+describe('waiters that no longer need the lock', () => {
+  it('stop waiting after a notified release when the caller says the work is done', async () => {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const holding = new pg.Client(db.url)
+    const next = new pg.Client(db.url)
+    const waiting = new pg.Client(db.url)
+    clients.push(holding, next, waiting)
+    await Promise.all([holding.connect(), next.connect(), waiting.connect()])
+    expect(await acquireMigrationLock(holding)).toBe('acquired')
+
+    let asked = 0
+    let waits = 0
+    const outcome = acquireMigrationLock(waiting, {
+      minPollMs: 60_000,
+      maxPollMs: 60_000,
+      onWait: () => {
+        waits++
+      },
+      stillNeeded: async () => {
+        asked++
+        return false
+      },
+    })
+    await expect.poll(() => waits, { timeout: 10_000 }).toBe(1)
+    expect(asked).toBe(0) // not asked while nothing was released
+
+    // Another session queues for the lock inside PostgreSQL and gets it at the release,
+    // so the notified waiter's next try fails and it is asked whether it still needs it.
+    const queued = next.query(LOCK)
+    await expect
+      .poll(async () => {
+        const { rows } = await holding.query(
+          "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        return rows[0]?.n
+      })
+      .toBe(1)
+    await releaseMigrationLock(holding)
+    await queued
+    expect(await outcome).toBe('not-needed')
+    expect(asked).toBe(1)
   })
 })
