@@ -13,8 +13,8 @@ type Serialize = (data: unknown) => string
  * ~40 validators and serializers up front was 70 ms of a 360 ms boot, spent
  * before the first probe could pass, for routes a replica may not serve for a
  * while. `warm()` compiles what is left in the background once the service is
- * listening, one schema per event-loop turn, so the first request of each route
- * rarely pays for it and requests in between are never held up by more than one.
+ * ready (src/app.ts), one schema per event-loop turn, so the first request of each
+ * route rarely pays for it and requests in between are never held up by more than one.
  */
 export class LazyCompilers {
   readonly #pending = new Set<() => void>()

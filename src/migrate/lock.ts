@@ -38,7 +38,7 @@ export async function acquireMigrationLock(
     minPollMs?: number
     maxPollMs?: number
     /**
-     * Asked after a notified release when the lock went to another session: true stops
+     * Asked after a notified release when the lock went to another session: false stops
      * waiting (`'not-needed'`), e.g. because the chain the caller wanted to apply is now
      * in the ledger. Waiting replicas then finish together instead of one lock at a time.
      */

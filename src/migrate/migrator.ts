@@ -360,9 +360,9 @@ export class Migrator {
     return { query, ...createSchemaHelpers(query, changes) }
   }
 
-  /** Runs `fn` with a work connection while holding the migration lock on a session of its own. */
   /**
-   * Opens the two sessions, takes the lock, runs `fn`, releases. With `ifNothingPending`,
+   * Runs `fn` with a work connection while holding the migration lock on a session of
+   * its own: opens the two sessions, takes the lock, runs `fn`, releases. With `ifNothingPending`,
    * a wait for the lock ends as soon as a notified release leaves nothing pending in the
    * ledger (read on the lock session), and that value is returned without running `fn`.
    */

@@ -54,7 +54,7 @@ export default fp(
     // Route patterns only (never the raw URL): bounded label values whatever clients send.
     // One hook per instrumented route, with its pattern in the closure, so that a request
     // never reads `routeOptions` (a getter that builds an object per call) and probes run
-    // no metrics hook; callback hooks, not async ones: no promise per request.
+    // only the cheap 404 check below; callback hooks, not async ones: no promise per request.
     app.addHook('onRoute', (route) => {
       if (excluded.has(route.url)) return
       const pattern = route.url
