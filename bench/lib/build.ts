@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { runCommand } from './procs.js'
 
@@ -34,7 +34,6 @@ export async function buildService(
     return { dir, kind: given ? 'given' : 'dist', ms: 0, remove: async () => {} }
   }
   const dir = join(root, 'bench', 'results', `build-${process.pid}`)
-  await mkdir(dir, { recursive: true })
   const remove = () => rm(dir, { recursive: true, force: true })
   try {
     const built = await runCommand(process.execPath, [join(root, 'scripts', 'build.mjs'), dir], {

@@ -156,7 +156,7 @@ export class Migrator {
   }
 
   /** Merges the chain, the ledger and the run into the per-migration list of `/migrations`. */
-  async describe(rows: LedgerRow[], run: RunView = this.view()): Promise<MigrationView[]> {
+  async describe(rows: LedgerRow[], run: RunView): Promise<MigrationView[]> {
     const migrations = await this.migrations()
     const byName = new Map(rows.map((r) => [r.name, r]))
     const known = new Set(migrations.map((m) => m.name))
@@ -290,16 +290,19 @@ export class Migrator {
       }
       return null
     }
-    if (pending.length === 0) {
-      this.run = {
-        ...this.run,
-        state: 'complete',
-        current: null,
-        lastError: null,
-        lockHolder: null,
-      }
-    }
+    if (pending.length === 0) this.markComplete()
     return pending
+  }
+
+  private markComplete() {
+    this.run = {
+      ...this.run,
+      state: 'complete',
+      current: null,
+      lastError: null,
+      lockHolder: null,
+      blockedBy: [],
+    }
   }
 
   /** Reverts the last applied migration that has a `down`, with its ledger row, in one transaction. */
@@ -413,20 +416,14 @@ export class Migrator {
         throw new StopRequestedError('stopped while waiting for the migration lock')
       }
       if (locked === 'not-needed' && ifNothingPending) {
-        this.run = {
-          ...this.run,
-          state: 'complete',
-          current: null,
-          lastError: null,
-          lockHolder: null,
-        }
+        this.markComplete()
         return ifNothingPending()
       }
       this.run = { ...this.run, state: 'running', lockHolder: null }
       try {
         await ensureLedger(work)
         const result = await fn(work, lockClient)
-        this.run = { ...this.run, state: 'complete', current: null, lastError: null, blockedBy: [] }
+        this.markComplete()
         return result
       } finally {
         await releaseMigrationLock(lockClient).catch(() => {})
