@@ -318,7 +318,7 @@ export class Migrator {
       }
       this.run.current = last.name
       const changes: Change[] = []
-      const context = this.context(work, changes)
+      const context = this.context((text, values) => work.query(text, values), changes)
       await work.query(`BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`)
       try {
         await module.down({ name: last.name, context })
@@ -358,8 +358,7 @@ export class Migrator {
     await active.done.catch(() => {})
   }
 
-  private context(work: pg.Client, changes: Change[]): MigrationContext {
-    const query: Query = (text, values) => work.query(text, values)
+  private context(query: Query, changes: Change[]): MigrationContext {
     return { query, ...createSchemaHelpers(query, changes) }
   }
 
@@ -497,7 +496,6 @@ export class Migrator {
     m: LoadedMigration,
   ): Promise<Omit<LedgerRow, 'appliedAt'>> {
     const changes: Change[] = []
-    const context = this.context(work, changes)
     const started = performance.now()
     const row = (): Omit<LedgerRow, 'appliedAt'> => ({
       name: m.name,
@@ -513,6 +511,7 @@ export class Migrator {
       // helpers repair what a killed run leaves, and the ledger row comes last.
       await work.query(`SET lock_timeout = ${this.opts.lockTimeoutMs}`)
       try {
+        const context = this.context((text, values) => work.query(text, values), changes)
         await module.up({ name: m.name, context })
         const record = row()
         await insertLedgerRow(work, record)
@@ -521,12 +520,30 @@ export class Migrator {
         await work.query('RESET lock_timeout').catch(() => {})
       }
     }
-    await work.query(`BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`)
+    // The transaction opens with the migration's first statement, in the same round trip
+    // when that statement has no parameters (one simple-protocol query), else just before
+    // it; a migration that runs no statement opens it with its ledger row.
+    const begin = `BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`
+    let begun = false
+    const query: Query = async (text, values) => {
+      if (begun) return work.query(text, values)
+      begun = true
+      if ((values !== undefined && values.length > 0) || text.trim() === '') {
+        await work.query(begin)
+        return work.query(text, values)
+      }
+      // One result per statement: BEGIN's and SET's, then the migration's own, returned
+      // as work.query would have returned them (an array only for several statements).
+      const results = (await work.query(`${begin}; ${text}`)) as unknown as pg.QueryResult[]
+      const own = results.slice(2)
+      return (own.length === 1 ? own[0] : own) as never
+    }
     try {
-      await module.up({ name: m.name, context })
+      await module.up({ name: m.name, context: this.context(query, changes) })
       const record = row()
       // The ledger row and COMMIT in one round trip (simple protocol, escaped literals).
-      await work.query(`${ledgerInsertSql(record, (v) => work.escapeLiteral(v))}; COMMIT`)
+      const insert = ledgerInsertSql(record, (v) => work.escapeLiteral(v))
+      await work.query(begun ? `${insert}; COMMIT` : `${begin}; ${insert}; COMMIT`)
       return record
     } catch (err) {
       await work.query('ROLLBACK').catch(() => {})

@@ -1,0 +1,118 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { Migrator } from '../../src/migrate/migrator.js'
+import { writeChain } from '../helpers/chains.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { withClient } from '../helpers/postgres.js'
+
+// A transactional migration's BEGIN travels with its first statement when that
+// statement has no parameters (src/migrate/migrator.ts, applyOnce): these tests pin
+// what a migration must not be able to tell apart from a BEGIN of its own.
+
+const databases: TestDatabase[] = []
+afterEach(async () => {
+  await Promise.all(databases.splice(0).map((d) => d.drop()))
+})
+
+async function emptyDatabase() {
+  const db = await createTestDatabase('empty')
+  databases.push(db)
+  return db
+}
+
+const tableExists = (url: string, name: string) =>
+  withClient(url, async (c) => {
+    const { rows } = await c.query<{ found: string | null }>('SELECT to_regclass($1) AS found', [
+      name,
+    ])
+    return rows[0]?.found !== null
+  })
+
+describe('a migration transaction', () => {
+  it('holds the first statement: a later failure rolls it back, with no ledger row', async () => {
+    const dir = await writeChain({
+      '001_fails_late': [
+        "await context.query('CREATE TABLE tx_first (id int)')",
+        "throw new Error('second step failed')",
+      ].join('\n'),
+    })
+    const db = await emptyDatabase()
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    await expect(migrator.up()).rejects.toThrow('second step failed')
+    expect(await tableExists(db.url, 'tx_first')).toBe(false)
+    expect(await migrator.ledger()).toEqual([])
+  })
+
+  it('runs the first statement under the lock timeout, inside a transaction block', async () => {
+    const dir = await writeChain({
+      '001_observe': [
+        "const timeout = await context.query('SHOW lock_timeout')",
+        "const block = await context.query(\"SELECT now() = statement_timestamp() AS fresh, current_setting('lock_timeout') AS t\")",
+        "await context.query('CREATE TABLE tx_seen (lock_timeout text, fresh boolean)')",
+        "await context.query('INSERT INTO tx_seen VALUES ($1, $2)', [timeout.rows[0].lock_timeout, block.rows[0].fresh])",
+      ].join('\n'),
+    })
+    const db = await emptyDatabase()
+    await new Migrator({ connectionString: db.url, migrationsDir: dir, lockTimeoutMs: 4321 }).up()
+    const rows = await withClient(db.url, async (c) => (await c.query('SELECT * FROM tx_seen')).rows)
+    // 4321ms as PostgreSQL shows it; `fresh` false: the second statement ran later in the
+    // same transaction as the first (now() is the transaction's start).
+    expect(rows).toEqual([{ lock_timeout: '4321ms', fresh: false }])
+  })
+
+  it('returns the migration its own results: one statement, several, and parameterised', async () => {
+    const dir = await writeChain({
+      '001_results': [
+        "const one = await context.query('SELECT 41 + 1 AS answer')",
+        "const several = await context.query('SELECT 1 AS a; SELECT 2 AS b')",
+        "const param = await context.query('SELECT $1::int AS p', [7])",
+        "await context.query('CREATE TABLE tx_results (doc jsonb)')",
+        'await context.query("INSERT INTO tx_results VALUES ($1)", [JSON.stringify({',
+        '  one: one.rows, several: several.map((r) => r.rows), param: param.rows,',
+        '})])',
+      ].join('\n'),
+    })
+    const db = await emptyDatabase()
+    await new Migrator({ connectionString: db.url, migrationsDir: dir }).up()
+    const doc = await withClient(
+      db.url,
+      async (c) => (await c.query('SELECT doc FROM tx_results')).rows[0]?.doc,
+    )
+    expect(doc).toEqual({
+      one: [{ answer: 42 }],
+      several: [[{ a: 1 }], [{ b: 2 }]],
+      param: [{ p: 7 }],
+    })
+  })
+
+  it('opens with a parameterised first statement, and with none at all', async () => {
+    const dir = await writeChain({
+      '001_param_first': [
+        "await context.query('SELECT set_config($1, $2, true)', ['application_name', 'tx-test'])",
+        "await context.query('CREATE TABLE tx_param (id int)')",
+        "throw new Error('undo it')",
+      ].join('\n'),
+    })
+    const db = await emptyDatabase()
+    const failing = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    await expect(failing.up()).rejects.toThrow('undo it')
+    expect(await tableExists(db.url, 'tx_param')).toBe(false)
+
+    const quiet = await writeChain({ '001_nothing_to_do': '// no statement' })
+    const ledger = await new Migrator({ connectionString: db.url, migrationsDir: quiet }).up()
+    expect(ledger).toEqual(['001_nothing_to_do'])
+    const rows = await new Migrator({ connectionString: db.url, migrationsDir: quiet }).ledger()
+    expect(rows.map((r) => r.name)).toEqual(['001_nothing_to_do'])
+  })
+
+  it('a syntax error in the first statement fails the run and leaves no transaction open', async () => {
+    const dir = await writeChain({
+      '001_typo': "await context.query('CREAT TABLE tx_typo (id int)')",
+      '002_after': "await context.query('CREATE TABLE tx_after (id int)')",
+    })
+    const db = await emptyDatabase()
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    await expect(migrator.up()).rejects.toMatchObject({ code: '42601' })
+    expect(await migrator.ledger()).toEqual([])
+    expect(await tableExists(db.url, 'tx_after')).toBe(false)
+  })
+})
