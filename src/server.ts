@@ -27,9 +27,11 @@ async function main() {
         censor: '[redacted]',
       },
     },
-    // Asynchronous writes: under load, lines that arrive while a write is in flight go
-    // out together instead of one blocking write() each; pino flushes on exit.
-    pino.destination({ sync: false }),
+    // Synchronous writes (pino's default): one write() per line on this thread. The
+    // asynchronous mode hands each line to libuv's thread pool and back, which cost ~25 µs
+    // of CPU per roster request (155 vs 130 µs; bench/README.md), and a crash or OOM kill
+    // could lose the lines still queued.
+    pino.destination({ sync: true }),
   )
 
   let embedded: EmbeddedDatabase | undefined
