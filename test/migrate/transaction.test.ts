@@ -46,14 +46,17 @@ describe('a migration transaction', () => {
     const dir = await writeChain({
       '001_observe': [
         "const timeout = await context.query('SHOW lock_timeout')",
-        "const block = await context.query(\"SELECT now() = statement_timestamp() AS fresh, current_setting('lock_timeout') AS t\")",
+        'const block = await context.query("SELECT now() = statement_timestamp() AS fresh, current_setting(\'lock_timeout\') AS t")',
         "await context.query('CREATE TABLE tx_seen (lock_timeout text, fresh boolean)')",
         "await context.query('INSERT INTO tx_seen VALUES ($1, $2)', [timeout.rows[0].lock_timeout, block.rows[0].fresh])",
       ].join('\n'),
     })
     const db = await emptyDatabase()
     await new Migrator({ connectionString: db.url, migrationsDir: dir, lockTimeoutMs: 4321 }).up()
-    const rows = await withClient(db.url, async (c) => (await c.query('SELECT * FROM tx_seen')).rows)
+    const rows = await withClient(
+      db.url,
+      async (c) => (await c.query('SELECT * FROM tx_seen')).rows,
+    )
     // 4321ms as PostgreSQL shows it; `fresh` false: the second statement ran later in the
     // same transaction as the first (now() is the transaction's start).
     expect(rows).toEqual([{ lock_timeout: '4321ms', fresh: false }])
