@@ -279,11 +279,12 @@ export async function down({ context }) { await context.query('DROP TABLE t_${na
       child.stdout.setEncoding('utf8').on('data', (d: string) => {
         stdout += d
       })
-      // Signal while 001 is inside its transaction, as seen from the database.
+      // Signal while 001 is inside its transaction, as seen from the database (its first
+      // statement arrives as `BEGIN; SET LOCAL lock_timeout = …; SELECT pg_sleep(2.5)`).
       const running = () =>
         withClient(db.url, async (c) => {
           const { rowCount } = await c.query(
-            "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(2.5)%' AND pid <> pg_backend_pid()",
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(2.5)%' AND state = 'active' AND pid <> pg_backend_pid()",
           )
           return rowCount === 1
         })
