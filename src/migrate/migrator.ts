@@ -528,7 +528,13 @@ export class Migrator {
     const query: Query = async (text, values) => {
       if (begun) return work.query(text, values)
       begun = true
-      if ((values !== undefined && values.length > 0) || text.trim() === '') {
+      // Parameters (extended protocol: one statement per message), a query config object
+      // from a JavaScript migration, or nothing to run: BEGIN goes first, on its own.
+      if (
+        typeof text !== 'string' ||
+        (values !== undefined && values.length > 0) ||
+        text.trim() === ''
+      ) {
         await work.query(begin)
         return work.query(text, values)
       }

@@ -107,6 +107,19 @@ describe('a migration transaction', () => {
     expect(rows.map((r) => r.name)).toEqual(['001_nothing_to_do'])
   })
 
+  it('takes a query config object first, as pg does, and still rolls it back', async () => {
+    const dir = await writeChain({
+      '001_config_object': [
+        "await context.query({ text: 'CREATE TABLE tx_config (id int)' })",
+        "throw new Error('and then failed')",
+      ].join('\n'),
+    })
+    const db = await emptyDatabase()
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    await expect(migrator.up()).rejects.toThrow('and then failed')
+    expect(await tableExists(db.url, 'tx_config')).toBe(false)
+  })
+
   it('a syntax error in the first statement fails the run and leaves no transaction open', async () => {
     const dir = await writeChain({
       '001_typo': "await context.query('CREAT TABLE tx_typo (id int)')",

@@ -118,6 +118,10 @@ describe('a failing migration', () => {
     const completed = service.logs.filter((l) => l.msg === 'request completed')
     expect(completed.length).toBeGreaterThan(0)
     expect(completed.every((l) => (l.req as { url?: string })?.url !== undefined)).toBe(true)
+    // Probes (polled above, 503 and 200) log nothing at info.
+    const urls = completed.map((l) => (l.req as { url: string }).url)
+    expect(urls.some((u) => u.startsWith('/health/'))).toBe(false)
+    expect(urls).toContain('/health')
     const text = JSON.stringify(service.logs) + service.stderr()
     expect(text).not.toContain(ADMIN_TOKEN)
     expect(text).not.toContain(decodeURIComponent(new URL(db.url).password))
