@@ -318,7 +318,7 @@ export class Migrator {
       }
       this.run.current = last.name
       const changes: Change[] = []
-      const context = this.context((text, values) => work.query(text, values), changes)
+      const context = this.context(work, changes)
       await work.query(`BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`)
       try {
         await module.down({ name: last.name, context })
@@ -358,7 +358,12 @@ export class Migrator {
     await active.done.catch(() => {})
   }
 
-  private context(query: Query, changes: Change[]): MigrationContext {
+  /** What a migration gets: `query` (the work session's own, unless the caller wraps it) and the helpers. */
+  private context(
+    work: pg.Client,
+    changes: Change[],
+    query: Query = (text, values) => work.query(text, values),
+  ): MigrationContext {
     return { query, ...createSchemaHelpers(query, changes) }
   }
 
@@ -511,7 +516,7 @@ export class Migrator {
       // helpers repair what a killed run leaves, and the ledger row comes last.
       await work.query(`SET lock_timeout = ${this.opts.lockTimeoutMs}`)
       try {
-        const context = this.context((text, values) => work.query(text, values), changes)
+        const context = this.context(work, changes)
         await module.up({ name: m.name, context })
         const record = row()
         await insertLedgerRow(work, record)
@@ -545,7 +550,7 @@ export class Migrator {
       return (own.length === 1 ? own[0] : own) as never
     }
     try {
-      await module.up({ name: m.name, context: this.context(query, changes) })
+      await module.up({ name: m.name, context: this.context(work, changes, query) })
       const record = row()
       // The ledger row and COMMIT in one round trip (simple protocol, escaped literals).
       const insert = ledgerInsertSql(record, (v) => work.escapeLiteral(v))

@@ -23,6 +23,16 @@ async function holder(url: string) {
   return { client, pid }
 }
 
+/** A fresh database and `count` connected sessions on it, all closed after the test. */
+async function sessions(count: number) {
+  const db = await createTestDatabase('empty')
+  databases.push(db)
+  const opened = Array.from({ length: count }, () => new pg.Client(db.url))
+  clients.push(...opened)
+  await Promise.all(opened.map((c) => c.connect()))
+  return opened
+}
+
 describe('the migration lock', () => {
   it('a replica that finds work waits, says who holds the lock, then applies the chain', async () => {
     const db = await createTestDatabase('empty')
@@ -54,11 +64,7 @@ describe('the migration lock', () => {
 
 describe('waiting for the lock', () => {
   it('follows a release at once when it is notified, not at the next poll', async () => {
-    const db = await createTestDatabase('empty')
-    databases.push(db)
-    const [holding, waiting] = [new pg.Client(db.url), new pg.Client(db.url)]
-    clients.push(holding, waiting)
-    await Promise.all([holding.connect(), waiting.connect()])
+    const [holding, waiting] = (await sessions(2)) as [pg.Client, pg.Client]
     expect(await acquireMigrationLock(holding)).toBe('acquired')
 
     let waits = 0
@@ -88,13 +94,7 @@ describe('waiting for the lock', () => {
 
 describe('waiters that no longer need the lock', () => {
   it('stop waiting after a notified release when the caller says the work is done', async () => {
-    const db = await createTestDatabase('empty')
-    databases.push(db)
-    const holding = new pg.Client(db.url)
-    const next = new pg.Client(db.url)
-    const waiting = new pg.Client(db.url)
-    clients.push(holding, next, waiting)
-    await Promise.all([holding.connect(), next.connect(), waiting.connect()])
+    const [holding, next, waiting] = (await sessions(3)) as [pg.Client, pg.Client, pg.Client]
     expect(await acquireMigrationLock(holding)).toBe('acquired')
 
     let asked = 0

@@ -27,19 +27,25 @@ const tableExists = (url: string, name: string) =>
     return rows[0]?.found !== null
   })
 
+/**
+ * Runs a one-migration chain of `lines` followed by a throw, expects the run to fail with
+ * that error, `table` not to exist and no ledger row: everything the migration did rolled back.
+ */
+async function expectRolledBack(lines: string[], table: string) {
+  const dir = await writeChain({
+    '001_fails_late': [...lines, "throw new Error('failed after its statements')"].join('\n'),
+  })
+  const db = await emptyDatabase()
+  const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+  await expect(migrator.up()).rejects.toThrow('failed after its statements')
+  expect(await tableExists(db.url, table)).toBe(false)
+  expect(await migrator.ledger()).toEqual([])
+  return db
+}
+
 describe('a migration transaction', () => {
   it('holds the first statement: a later failure rolls it back, with no ledger row', async () => {
-    const dir = await writeChain({
-      '001_fails_late': [
-        "await context.query('CREATE TABLE tx_first (id int)')",
-        "throw new Error('second step failed')",
-      ].join('\n'),
-    })
-    const db = await emptyDatabase()
-    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
-    await expect(migrator.up()).rejects.toThrow('second step failed')
-    expect(await tableExists(db.url, 'tx_first')).toBe(false)
-    expect(await migrator.ledger()).toEqual([])
+    await expectRolledBack(["await context.query('CREATE TABLE tx_first (id int)')"], 'tx_first')
   })
 
   it('runs the first statement under the lock timeout, inside a transaction block', async () => {
@@ -88,17 +94,13 @@ describe('a migration transaction', () => {
   })
 
   it('opens with a parameterised first statement, and with none at all', async () => {
-    const dir = await writeChain({
-      '001_param_first': [
+    const db = await expectRolledBack(
+      [
         "await context.query('SELECT set_config($1, $2, true)', ['application_name', 'tx-test'])",
         "await context.query('CREATE TABLE tx_param (id int)')",
-        "throw new Error('undo it')",
-      ].join('\n'),
-    })
-    const db = await emptyDatabase()
-    const failing = new Migrator({ connectionString: db.url, migrationsDir: dir })
-    await expect(failing.up()).rejects.toThrow('undo it')
-    expect(await tableExists(db.url, 'tx_param')).toBe(false)
+      ],
+      'tx_param',
+    )
 
     const quiet = await writeChain({ '001_nothing_to_do': '// no statement' })
     const ledger = await new Migrator({ connectionString: db.url, migrationsDir: quiet }).up()
@@ -108,16 +110,10 @@ describe('a migration transaction', () => {
   })
 
   it('takes a query config object first, as pg does, and still rolls it back', async () => {
-    const dir = await writeChain({
-      '001_config_object': [
-        "await context.query({ text: 'CREATE TABLE tx_config (id int)' })",
-        "throw new Error('and then failed')",
-      ].join('\n'),
-    })
-    const db = await emptyDatabase()
-    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
-    await expect(migrator.up()).rejects.toThrow('and then failed')
-    expect(await tableExists(db.url, 'tx_config')).toBe(false)
+    await expectRolledBack(
+      ["await context.query({ text: 'CREATE TABLE tx_config (id int)' })"],
+      'tx_config',
+    )
   })
 
   it('a syntax error in the first statement fails the run and leaves no transaction open', async () => {
