@@ -1,9 +1,9 @@
 import { join } from 'node:path'
 import closeWithGrace from 'close-with-grace'
-import pino from 'pino'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 import type { EmbeddedDatabase } from './embedded.js'
+import { createLogger } from './logger.js'
 
 /** Production entry: configuration, logger, embedded database, listen, graceful stop. */
 async function main() {
@@ -17,22 +17,7 @@ async function main() {
     }
     throw err
   }
-  const logger = pino(
-    {
-      level: config.LOG_LEVEL,
-      redact: {
-        // Fixed paths only: wildcard paths doubled the cost of every log line. Nothing logs
-        // a connection config or a password; the request serializer carries no headers.
-        paths: ['req.headers.authorization'],
-        censor: '[redacted]',
-      },
-    },
-    // Synchronous writes (pino's default): one write() per line on this thread. The
-    // asynchronous mode hands each line to libuv's thread pool and back, which cost ~25 µs
-    // of CPU per roster request (155 vs 130 µs; bench/README.md), and a crash or OOM kill
-    // could lose the lines still queued.
-    pino.destination({ sync: true }),
-  )
+  const logger = createLogger(config.LOG_LEVEL)
 
   let embedded: EmbeddedDatabase | undefined
   let databaseUrl = config.DATABASE_URL

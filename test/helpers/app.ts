@@ -1,4 +1,4 @@
-import { type App, buildApp } from '../../src/app.js'
+import { type App, type AppOptions, buildApp } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
 
@@ -22,6 +22,8 @@ export async function buildTestApp(
     env?: Record<string, string>
     /** Wait for readiness (default true). */
     waitReady?: boolean
+    /** A logger for the app (default none). */
+    logger?: AppOptions['logger']
   } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase(options.template ?? 'incident')
@@ -36,7 +38,7 @@ export async function buildTestApp(
     config,
     databaseUrl: db.url,
     adminToken: ADMIN_TOKEN,
-    logger: false,
+    logger: options.logger ?? false,
   })
   await app.ready()
   if (options.waitReady !== false) {

@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLogger } from '../../src/logger.js'
+import { ADMIN_TOKEN, AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
+
+// The logger as src/server.ts builds it, writing into an array instead of stdout.
+describe('request logging', () => {
+  const lines: string[] = []
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({
+      template: 'incident',
+      logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
+    })
+  })
+  afterAll(() => t?.close())
+
+  it('writes one line per request with its outcome, and never the token', async () => {
+    lines.length = 0
+    const wrong = { authorization: `Bearer ${ADMIN_TOKEN.slice(0, -1)}x` }
+    const calls = [
+      { url: '/teams', headers: AUTH, status: 200 },
+      { url: '/teams', headers: wrong, status: 401 },
+      { url: `/teams?token=none`, headers: { authorization: `Basic ${ADMIN_TOKEN}` }, status: 401 },
+      { url: '/teams/abc', headers: AUTH, status: 400 },
+      { url: '/teams/999999/roster', headers: AUTH, status: 404 },
+      {
+        url: '/players',
+        method: 'POST' as const,
+        headers: AUTH,
+        payload: { nope: 1 },
+        status: 400,
+      },
+    ]
+    for (const { status, ...call } of calls) {
+      const res = await t.app.inject(call)
+      expect(res.statusCode, `${call.url}`).toBe(status)
+    }
+
+    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+    const perRequest = parsed.filter((l) => typeof l.req === 'object')
+    expect(perRequest.map((l) => (l.res as { statusCode: number }).statusCode)).toEqual(
+      calls.map((c) => c.status),
+    )
+    for (const [i, line] of perRequest.entries()) {
+      expect(line).toMatchObject({
+        level: 30,
+        msg: 'request completed',
+        req: { method: calls[i]?.method ?? 'GET', url: calls[i]?.url },
+        reqId: expect.any(String),
+        responseTime: expect.any(Number),
+      })
+      expect(Object.keys(line.req as object).sort()).toEqual(
+        ['host', 'method', 'remoteAddress', 'remotePort', 'url'].filter(
+          (k) => (line.req as Record<string, unknown>)[k] !== undefined,
+        ),
+      )
+    }
+    const text = lines.join('')
+    expect(text).not.toContain(ADMIN_TOKEN)
+    expect(text.toLowerCase()).not.toContain('authorization')
+    expect(text).not.toContain('Bearer')
+  })
+})
