@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
+import { Errors } from '@sinclair/typebox/errors'
+import { Check, Convert, Default } from '@sinclair/typebox/value'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -53,9 +54,9 @@ export function loadConfig(
       env[key] === undefined ? [] : [[key, env[key]]],
     ),
   )
-  const candidate = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, given))
-  if (!Value.Check(ConfigSchema, candidate)) {
-    const error = Value.Errors(ConfigSchema, candidate).First()
+  const candidate = Convert(ConfigSchema, Default(ConfigSchema, given))
+  if (!Check(ConfigSchema, candidate)) {
+    const error = Errors(ConfigSchema, candidate).First()
     const name = error?.path.replace(/^\//, '') ?? 'environment'
     const rule =
       name === 'LOG_LEVEL'
