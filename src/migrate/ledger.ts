@@ -40,12 +40,16 @@ export async function ensureLedger(client: ClientBase): Promise<void> {
   await client.query(CREATE_LEDGER)
 }
 
-/** Every ledger row in name order; an absent ledger reads as empty. */
+/**
+ * Every ledger row in the chain's name order (`COLLATE "C"`, byte order, as
+ * `compareNames` orders the chain, not the database's locale); an absent ledger
+ * reads as empty.
+ */
 export async function readLedger(client: Pick<ClientBase, 'query'>): Promise<LedgerRow[]> {
   try {
     const { rows } = await client.query<LedgerRecord>(
       `SELECT name, checksum, outcome, applied_at, duration_ms, changes, applied_by
-         FROM ${LEDGER_TABLE} ORDER BY name`,
+         FROM ${LEDGER_TABLE} ORDER BY name COLLATE "C"`,
     )
     return rows.map(toRow)
   } catch (err) {

@@ -18,7 +18,7 @@ import {
   ledgerStorage,
   readLedger,
 } from './ledger.js'
-import { builtInMigrationsDir, loadMigrations, loadSchemaSnapshot } from './loader.js'
+import { builtInMigrationsDir, compareNames, loadMigrations, loadSchemaSnapshot } from './loader.js'
 import { acquireMigrationLock, releaseMigrationLock, sleep } from './lock.js'
 import { createSchemaHelpers } from './schema-helpers.js'
 import type {
@@ -171,7 +171,7 @@ export class Migrator {
     for (const row of rows) {
       if (!known.has(row.name)) views.push({ ...appliedView(row, null), status: 'unknown' })
     }
-    return views.sort((a, b) => a.name.localeCompare(b.name))
+    return views.sort((a, b) => compareNames(a.name, b.name))
   }
 
   /**

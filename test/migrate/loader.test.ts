@@ -5,6 +5,7 @@ import { loadMigrations } from '../../src/migrate/loader.js'
 import { Migrator } from '../../src/migrate/migrator.js'
 import { writeChain } from '../helpers/chains.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { withClient } from '../helpers/postgres.js'
 
 const databases: TestDatabase[] = []
 afterEach(async () => {
@@ -32,6 +33,37 @@ describe('a MIGRATIONS_DIR chain', () => {
     const db = await createTestDatabase('empty')
     databases.push(db)
     expect(await new Migrator({ connectionString: db.url, migrationsDir: dir }).up()).toEqual(names)
+  })
+
+  it('runs and lists migrations in code-unit order of their names, whatever the locale says', async () => {
+    // `localeCompare` would put 010_alpha first; the run and /migrations agree on 010_Zeta.
+    const dir = await writeChain({
+      '010_alpha': "await context.ensureTable('t_alpha', { columns: { id: 'integer' } })",
+      '010_Zeta': "await context.ensureTable('t_zeta', { columns: { id: 'integer' } })",
+      '009_b-c': "await context.query('SELECT 1')",
+      '009_b': "await context.query('SELECT 1')",
+    })
+    const order = ['009_b', '009_b-c', '010_Zeta', '010_alpha']
+    expect((await loadMigrations(dir)).map((m) => m.name)).toEqual(order)
+
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    expect(await migrator.up()).toEqual(order)
+    // A ledger row the chain does not know (a newer release's) takes its place by the same rule.
+    await withClient(db.url, (c) =>
+      c.query(
+        "INSERT INTO schema_migrations (name, checksum, outcome, duration_ms) VALUES ('010_Zebra', 'sha256:x', 'ran', 1)",
+      ),
+    )
+    const listed = (await migrator.inspect()).migrations.map((m) => [m.name, m.status])
+    expect(listed).toEqual([
+      ['009_b', 'applied'],
+      ['009_b-c', 'applied'],
+      ['010_Zebra', 'unknown'],
+      ['010_Zeta', 'applied'],
+      ['010_alpha', 'applied'],
+    ])
   })
 
   it('a module without up() fails the run with its name, before anything is applied', async () => {
