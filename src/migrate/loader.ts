@@ -55,16 +55,16 @@ export async function loadSchemaSnapshot(dir: string): Promise<SchemaSnapshot | 
 export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
   const root = resolve(dir)
   const files = (await readdir(root))
-    .filter((f) => MODULE_FILE.test(f))
-    .sort((a, b) => compareNames(a.replace(EXTENSION, ''), b.replace(EXTENSION, '')))
+    .filter((file) => MODULE_FILE.test(file))
+    .map((file) => ({ file, name: file.replace(EXTENSION, '') }))
+    .sort((a, b) => compareNames(a.name, b.name))
   const manifestPath = join(root, CHECKSUM_MANIFEST)
   const manifest: Record<string, string> = existsSync(manifestPath)
     ? JSON.parse(await readFile(manifestPath, 'utf8'))
     : {}
   const seen = new Set<string>()
   const migrations: LoadedMigration[] = []
-  for (const file of files) {
-    const name = file.replace(EXTENSION, '')
+  for (const { file, name } of files) {
     if (seen.has(name)) throw new Error(`migration ${name} exists twice in ${root}`)
     seen.add(name)
     const path = join(root, file)

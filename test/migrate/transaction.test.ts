@@ -43,25 +43,29 @@ async function expectRolledBack(lines: string[], table: string) {
   return db
 }
 
+/** Applies a one-migration chain of `lines` on an empty database and returns the rows of `select`. */
+async function applyAndRead(lines: string[], select: string, lockTimeoutMs?: number) {
+  const dir = await writeChain({ '001_observe': lines.join('\n') })
+  const db = await emptyDatabase()
+  await new Migrator({ connectionString: db.url, migrationsDir: dir, lockTimeoutMs }).up()
+  return withClient(db.url, async (c) => (await c.query(select)).rows)
+}
+
 describe('a migration transaction', () => {
   it('holds the first statement: a later failure rolls it back, with no ledger row', async () => {
     await expectRolledBack(["await context.query('CREATE TABLE tx_first (id int)')"], 'tx_first')
   })
 
   it('runs the first statement under the lock timeout, inside a transaction block', async () => {
-    const dir = await writeChain({
-      '001_observe': [
+    const rows = await applyAndRead(
+      [
         "const timeout = await context.query('SHOW lock_timeout')",
         'const block = await context.query("SELECT now() = statement_timestamp() AS fresh, current_setting(\'lock_timeout\') AS t")',
         "await context.query('CREATE TABLE tx_seen (lock_timeout text, fresh boolean)')",
         "await context.query('INSERT INTO tx_seen VALUES ($1, $2)', [timeout.rows[0].lock_timeout, block.rows[0].fresh])",
-      ].join('\n'),
-    })
-    const db = await emptyDatabase()
-    await new Migrator({ connectionString: db.url, migrationsDir: dir, lockTimeoutMs: 4321 }).up()
-    const rows = await withClient(
-      db.url,
-      async (c) => (await c.query('SELECT * FROM tx_seen')).rows,
+      ],
+      'SELECT * FROM tx_seen',
+      4321,
     )
     // 4321ms as PostgreSQL shows it; `fresh` false: the second statement ran later in the
     // same transaction as the first (now() is the transaction's start).
@@ -69,8 +73,8 @@ describe('a migration transaction', () => {
   })
 
   it('returns the migration its own results: one statement, several, and parameterised', async () => {
-    const dir = await writeChain({
-      '001_results': [
+    const [row] = await applyAndRead(
+      [
         "const one = await context.query('SELECT 41 + 1 AS answer')",
         "const several = await context.query('SELECT 1 AS a; SELECT 2 AS b')",
         "const param = await context.query('SELECT $1::int AS p', [7])",
@@ -78,15 +82,10 @@ describe('a migration transaction', () => {
         'await context.query("INSERT INTO tx_results VALUES ($1)", [JSON.stringify({',
         '  one: one.rows, several: several.map((r) => r.rows), param: param.rows,',
         '})])',
-      ].join('\n'),
-    })
-    const db = await emptyDatabase()
-    await new Migrator({ connectionString: db.url, migrationsDir: dir }).up()
-    const doc = await withClient(
-      db.url,
-      async (c) => (await c.query('SELECT doc FROM tx_results')).rows[0]?.doc,
+      ],
+      'SELECT doc FROM tx_results',
     )
-    expect(doc).toEqual({
+    expect(row?.doc).toEqual({
       one: [{ answer: 42 }],
       several: [[{ a: 1 }], [{ b: 2 }]],
       param: [{ p: 7 }],
