@@ -36,6 +36,18 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# Node 22's compile cache: V8's code for the bundle, read at boot instead of compiling
+# ~2.2 MB of JavaScript (boot to ready 147 -> 125 ms, CPU 130 -> 110 ms, measured on
+# Node 22 with the bench's database). Node keeps a folder per uid, so it is written as
+# the uid that runs the service, then handed back to root like the rest of /app. A
+# boot as another uid, or on another Node, finds no cache and compiles as before.
+RUN install -d -o 1000 -g 1000 /app/.compile-cache
+USER 1000:1000
+RUN --mount=type=bind,source=scripts/warm-compile-cache.mjs,target=/tmp/warm-compile-cache.mjs \
+    node /tmp/warm-compile-cache.mjs /app/.compile-cache /app/dist
+USER root
+RUN chown -R root:root /app/.compile-cache && chmod -R a+rX,go-w /app/.compile-cache
+ENV NODE_COMPILE_CACHE=/app/.compile-cache
 # 1000 is the image's `node` user; numeric so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
 EXPOSE 3000

@@ -1,5 +1,7 @@
-import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import module from 'node:module'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { parseAllDocuments } from 'yaml'
@@ -236,6 +238,50 @@ describe('the Dockerfile and the migrate Job against the build', () => {
     // The production install must not run `prepare` (the build) nor keep dev dependencies.
     const prodInstall = d.all.find((l) => /npm (ci|install)\b.*--omit=dev/.test(l))
     expect(prodInstall).toMatch(/--ignore-scripts/)
+  })
+
+  it("fills Node's compile cache as the service's uid, with a script that works on this build", () => {
+    const d = dockerfile()
+    const lines = d.final.lines
+    const dir = lines.find((l) => /^ENV NODE_COMPILE_CACHE=/.test(l))?.split('=')[1]
+    expect(dir).toMatch(/^\/app\//)
+    const warm = lines.findIndex((l) => /^RUN .*warm-compile-cache\.mjs/.test(l))
+    expect(lines[warm]).toMatch(new RegExp(` ${dir} /app/dist$`))
+    // Node keeps one folder per uid: written as any other uid, the cache is never read.
+    expect(
+      lines
+        .slice(0, warm)
+        .filter((l) => /^USER /.test(l))
+        .at(-1),
+    ).toBe(d.last('USER'))
+
+    const cache = join(mkdtempSync(join(tmpdir(), 'compile-cache-')), 'cache')
+    try {
+      const script = join(ROOT, 'scripts', 'warm-compile-cache.mjs')
+      const out = execFileSync(process.execPath, [script, cache, inject('buildDir')], {
+        encoding: 'utf8',
+      })
+      if ('enableCompileCache' in module) {
+        expect(out).toMatch(/: [1-9]\d* entries/)
+        // A later start finds V8's code for the bundle and uses it (Node's own trace says so).
+        const start = spawnSync(process.execPath, [join(inject('buildDir'), 'server.js')], {
+          env: {
+            ...process.env,
+            NODE_COMPILE_CACHE: cache,
+            NODE_DEBUG_NATIVE: 'COMPILE_CACHE',
+            PORT: 'none',
+          },
+          encoding: 'utf8',
+        })
+        expect(start.stderr).toMatch(/cache for file:\/\/\S+\/server\.js was accepted/)
+      } else {
+        // Node 20: nothing to fill, and the image's Node 22 build step still succeeds there.
+        expect(out).toMatch(/has no compile cache/)
+        expect(existsSync(cache) && readdirSync(cache).length > 0).toBe(false)
+      }
+    } finally {
+      rmSync(join(cache, '..'), { recursive: true, force: true })
+    }
   })
 
   it('.dockerignore keeps local state out of the build context', () => {
