@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks'
 import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.js'
 import { type Phase, parseArgs } from './lib/args.js'
 import { type Build, buildService } from './lib/build.js'
-import type { Context } from './lib/context.js'
+import { type Context, fillCompileCaches } from './lib/context.js'
 import { Admin } from './lib/db.js'
 import { machine } from './lib/machine.js'
 import { killAllChildren } from './lib/procs.js'
@@ -65,6 +65,9 @@ async function main() {
   build = await buildService(root, args.useDist, args.buildDir)
   if (build.kind === 'private') log(`built in ${fmt(build.ms / 1000, 1)} s`)
   log('starting PostgreSQL (TEST_DATABASE_URL, else testcontainers, else embedded)')
+  const compileCache = args.compileCache ? await fillCompileCaches(root, build.dir, tmp) : null
+  if (compileCache)
+    log("compile caches filled (service: the image's step; bare: a start without env)")
   server = await startTestPostgres()
   admin = await Admin.connect(server.url)
   const host = machine(server)
@@ -79,6 +82,7 @@ async function main() {
     admin,
     tmp,
     adminToken: randomBytes(24).toString('hex'),
+    compileCache,
     log,
   }
   const phases: Array<[Phase, (c: Context) => Promise<PhaseResult>]> = [
@@ -102,7 +106,7 @@ async function main() {
   const loadAtEnd = loadavg().map((l) => Math.round(l * 100) / 100)
   const summary = [
     '',
-    `basketball-api bench — ${args.quick ? 'quick' : 'full'}: ${args.runs} side-by-side runs, ${args.trials} trials per phase, ${args.loadSeconds} s loads × ${args.connections} connections, service LOG_LEVEL=${args.logLevel}`,
+    `basketball-api bench — ${args.quick ? 'quick' : 'full'}: ${args.runs} side-by-side runs, ${args.trials} trials per phase, ${args.loadSeconds} s loads × ${args.connections} connections, service LOG_LEVEL=${args.logLevel}${args.compileCache ? ', both with a compile cache' : ''}`,
     `machine: ${host.cpuCount}× ${host.cpuModel}; ${host.memoryGiB} GiB RAM; ${host.os}; node ${host.node}; PostgreSQL ${host.postgres} (${host.postgresSource}); load average ${host.loadAverageAtStart.join('/')} at start, ${loadAtEnd.join('/')} at end`,
     '',
     table(rows),

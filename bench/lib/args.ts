@@ -18,6 +18,11 @@ export interface BenchArgs {
   buildDir: string | null
   /** Write CPU profiles of the measured service processes to bench/results/profiles. */
   profile: boolean
+  /**
+   * Node 22.1+: start the service and the bare process with a compile cache each, filled
+   * before the first measurement (the service's by the script the image runs).
+   */
+  compileCache: boolean
 }
 
 export const PHASES = ['side-by-side', 'migrations', 'boot-scale', 'replicas'] as const
@@ -25,7 +30,7 @@ export type Phase = (typeof PHASES)[number]
 
 const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--trials N] [--load-seconds S]
        [--connections N] [--log-level info|warn|...] [--only ${PHASES.join(',')}]
-       [--use-dist | --build-dir DIR] [--profile]`
+       [--use-dist | --build-dir DIR] [--profile] [--compile-cache]`
 
 export function parseArgs(argv: string[]): BenchArgs {
   const quick = argv.includes('--quick')
@@ -40,6 +45,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     useDist: false,
     buildDir: null,
     profile: false,
+    compileCache: false,
   }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
@@ -87,6 +93,9 @@ export function parseArgs(argv: string[]): BenchArgs {
         break
       case '--profile':
         args.profile = true
+        break
+      case '--compile-cache':
+        args.compileCache = true
         break
       case '--help':
       case '-h':
