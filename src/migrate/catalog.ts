@@ -52,15 +52,44 @@ export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise
   }
 }
 
-/** What differs between the schema the chain produces and the live one, one line per object. */
+const LITERAL = String.raw`'(?:[^']|'')*'::[a-z][a-z ]*[a-z](?:\(\d+(?:,\d+)?\))?`
+const TYPE = String.raw`[a-z][a-z ]*[a-z]`
+const CAST_ARRAY = new RegExp(
+  String.raw`\(ARRAY\[(${LITERAL}(?:, ${LITERAL})*)\]\)::(${TYPE})\[\]`,
+  'g',
+)
+const ONE_LITERAL = new RegExp(LITERAL, 'g')
+
+/**
+ * One spelling for a definition PostgreSQL prints two ways. `CHECK (status IN ('a', 'b'))`
+ * on a varchar column prints as `... = ANY ((ARRAY['a'::character varying, ...])::text[])`;
+ * that text read back, which is what restoring a pg_dump does, prints with the casts
+ * inside the array: `... = ANY (ARRAY[('a'::character varying)::text, ...])`. The first
+ * is rewritten to the second, so a restored database is not reported as drift.
+ */
+export function canonicalDefinition(line: string): string {
+  return line.replace(CAST_ARRAY, (_, elements: string, type: string) => {
+    const casts = (elements.match(ONE_LITERAL) ?? []).map((e) => `(${e})::${type}`)
+    return `ARRAY[${casts.join(', ')}]`
+  })
+}
+
+/**
+ * What differs between the schema the chain produces and the live one, one line per
+ * object, as the catalog prints it; lines compare in their {@link canonicalDefinition}.
+ */
 export function diffSnapshots(expected: SchemaSnapshot, actual: SchemaSnapshot): string[] {
   const out: string[] = []
   const kinds = { columns: 'column', constraints: 'constraint', indexes: 'index' } as const
   for (const [key, kind] of Object.entries(kinds) as [keyof typeof kinds, string][]) {
-    const want = new Set(expected[key])
-    const have = new Set(actual[key])
-    for (const line of expected[key]) if (!have.has(line)) out.push(`missing ${kind}: ${line}`)
-    for (const line of actual[key]) if (!want.has(line)) out.push(`unexpected ${kind}: ${line}`)
+    const want = new Set(expected[key].map(canonicalDefinition))
+    const have = new Set(actual[key].map(canonicalDefinition))
+    for (const line of expected[key]) {
+      if (!have.has(canonicalDefinition(line))) out.push(`missing ${kind}: ${line}`)
+    }
+    for (const line of actual[key]) {
+      if (!want.has(canonicalDefinition(line))) out.push(`unexpected ${kind}: ${line}`)
+    }
   }
   return out
 }

@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { schemaSnapshot } from '../../src/migrate/catalog.js'
+import { canonicalDefinition, schemaSnapshot } from '../../src/migrate/catalog.js'
 import { SCHEMA_SNAPSHOT } from '../../src/migrate/loader.js'
 import { Migrator } from '../../src/migrate/migrator.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
@@ -24,4 +24,36 @@ it('the committed schema snapshot is what the chain produces on an empty databas
   }
   const committed = JSON.parse(await readFile(SNAPSHOT, 'utf8'))
   expect(actual).toEqual(committed)
+})
+
+// PostgreSQL's own round trip is the reference: what it prints for a definition read back
+// from its printed text is what canonicalDefinition must make of both texts.
+it('canonicalDefinition spells a CHECK as PostgreSQL prints it after a dump and restore', async () => {
+  const defs = await withClient(db.url, async (c) => {
+    const def = async () =>
+      (
+        await c.query<{ def: string }>(
+          `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'zz_kind_check'`,
+        )
+      ).rows[0]?.def ?? ''
+    await c.query(
+      `CREATE TABLE zz_canonical (kind varchar(20) CONSTRAINT zz_kind_check
+         CHECK (kind IN ('it''s, (odd)', 'b', '')))`,
+    )
+    try {
+      const created = await def()
+      await c.query(
+        `ALTER TABLE zz_canonical DROP CONSTRAINT zz_kind_check, ADD CONSTRAINT zz_kind_check ${created}`,
+      )
+      return { created, restored: await def() }
+    } finally {
+      await c.query('DROP TABLE zz_canonical')
+    }
+  })
+  expect(defs.created).not.toBe(defs.restored)
+  expect(canonicalDefinition(defs.created)).toBe(defs.restored)
+  expect(canonicalDefinition(defs.restored)).toBe(defs.restored)
+  // Text that is not such an array is left alone.
+  const other = "CHECK ((x = ANY (ARRAY[1, 2]))) WHERE (y)::text = 'a'::text"
+  expect(canonicalDefinition(other)).toBe(other)
 })
