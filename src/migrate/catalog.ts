@@ -15,6 +15,14 @@ export interface SchemaSnapshot {
 
 const IGNORED = [LEDGER_TABLE, 'alembic_version']
 
+/**
+ * Tables an extension owns (PostGIS's `spatial_ref_sys` in `public`, say) are the
+ * extension's, not the chain's: left out, with their constraints and indexes.
+ */
+const NOT_EXTENSION_MEMBER = (oid: string) =>
+  `NOT EXISTS (SELECT 1 FROM pg_depend e
+                WHERE e.classid = 'pg_class'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`
+
 export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise<SchemaSnapshot> {
   // One after another: a pg client runs one query at a time.
   const columns = await client.query<{ line: string }>(
@@ -25,7 +33,7 @@ export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise
          JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p')
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE c.relnamespace = current_schema()::regnamespace AND a.attnum > 0
-          AND NOT a.attisdropped AND c.relname <> ALL($1)
+          AND NOT a.attisdropped AND c.relname <> ALL($1) AND ${NOT_EXTENSION_MEMBER('c.oid')}
         ORDER BY 1`,
     [IGNORED],
   )
@@ -33,7 +41,7 @@ export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise
     `SELECT format('%s %s %s', c.relname, k.conname, pg_get_constraintdef(k.oid)) AS line
          FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
         WHERE c.relnamespace = current_schema()::regnamespace AND c.relname <> ALL($1)
-          AND k.contype <> 'n'
+          AND k.contype <> 'n' AND ${NOT_EXTENSION_MEMBER('c.oid')}
         ORDER BY 1`,
     [IGNORED],
   )
@@ -42,6 +50,7 @@ export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise
                      CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END) AS line
          FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
         WHERE t.relnamespace = current_schema()::regnamespace AND t.relname <> ALL($1)
+          AND ${NOT_EXTENSION_MEMBER('t.oid')}
         ORDER BY 1`,
     [IGNORED],
   )
