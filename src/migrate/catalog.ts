@@ -62,7 +62,7 @@ export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise
 }
 
 const LITERAL = String.raw`'(?:[^']|'')*'::[a-z][a-z ]*[a-z](?:\(\d+(?:,\d+)?\))?`
-const TYPE = String.raw`[a-z][a-z ]*[a-z]`
+const TYPE = '[a-z][a-z ]*[a-z]'
 const CAST_ARRAY = new RegExp(
   String.raw`\(ARRAY\[(${LITERAL}(?:, ${LITERAL})*)\]\)::(${TYPE})\[\]`,
   'g',
