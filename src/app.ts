@@ -105,6 +105,7 @@ export async function buildApp(opts: AppOptions) {
     migrationsDir: config.MIGRATIONS_DIR,
     migrateOnBoot: config.MIGRATE_ON_BOOT,
     lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
+    statementTimeoutMs: config.MIGRATION_STATEMENT_TIMEOUT_MS,
     stopGraceMs: Math.max(1000, Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2)),
   })
   await app.register(readiness, {

@@ -9,6 +9,7 @@ describe('configuration from the environment', () => {
       MIGRATE_ON_BOOT: true,
       LOG_LEVEL: 'info',
       DATA_DIR: '.data',
+      MIGRATION_STATEMENT_TIMEOUT_MS: 0,
     })
   })
 
@@ -28,6 +29,7 @@ describe('configuration from the environment', () => {
     [{ PORT: '70000' }, /PORT/],
     [{ MIGRATE_ON_BOOT: 'sometimes' }, /MIGRATE_ON_BOOT/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ MIGRATION_STATEMENT_TIMEOUT_MS: '-1' }, /MIGRATION_STATEMENT_TIMEOUT_MS/],
     [{ DATABASE_URL: 'mysql://u:secret@h/db', ADMIN_TOKEN: 't' }, /DATABASE_URL/],
     [{ DATABASE_URL: 'postgres://u:secret@h/db' }, /ADMIN_TOKEN is required/],
   ])('rejects %o with a message naming the variable', (env, name) => {

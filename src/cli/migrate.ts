@@ -36,7 +36,8 @@ options:
   -h, --help   this text
 
 environment: DATABASE_URL or MIGRATION_DATABASE_URL (the latter wins: a direct
-connection, not through PgBouncer), MIGRATIONS_DIR, MIGRATION_LOCK_TIMEOUT_MS.
+connection, not through PgBouncer), MIGRATIONS_DIR, MIGRATION_LOCK_TIMEOUT_MS,
+MIGRATION_STATEMENT_TIMEOUT_MS.
 exit codes: 0 success, 1 failure (migration failed, database unreachable,
 verify found a problem), 2 usage or configuration error.`
 
@@ -385,6 +386,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     connectionString,
     migrationsDir: config.MIGRATIONS_DIR,
     lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
+    statementTimeoutMs: config.MIGRATION_STATEMENT_TIMEOUT_MS,
     // As in the server: on SIGTERM a running migration gets half the shutdown budget.
     stopGraceMs: Math.max(1000, Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2)),
     applicationName: 'basketball-api-cli',

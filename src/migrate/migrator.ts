@@ -48,6 +48,12 @@ export interface MigratorOptions {
   migrationsDir?: string | undefined
   /** `lock_timeout` for every migration statement. */
   lockTimeoutMs?: number
+  /**
+   * `statement_timeout` of the engine's sessions; 0 (the default) is none, whatever the
+   * role or database sets for the application: a backfill that outlasts it would be
+   * cancelled on every retry, and lock waits are bounded by `lockTimeoutMs` anyway.
+   */
+  statementTimeoutMs?: number
   /** Attempts of one migration that hit `lock_timeout` before the run fails (the caller retries runs). */
   maxLockAttempts?: number
   /** How long `stop()` lets a running migration finish before cancelling it. */
@@ -122,6 +128,7 @@ export class Migrator {
     this.opts = {
       connectionString: options.connectionString,
       lockTimeoutMs: options.lockTimeoutMs ?? 3000,
+      statementTimeoutMs: options.statementTimeoutMs ?? 0,
       maxLockAttempts: options.maxLockAttempts ?? 20,
       stopGraceMs: options.stopGraceMs ?? 10_000,
       logger: options.logger ?? silent,
@@ -618,6 +625,7 @@ export class Migrator {
     // A connection that dies while idle must not take the process down with it.
     client.on('error', (err) => this.opts.logger.warn({ err, role }, 'migration connection error'))
     await client.connect()
+    await client.query(`SET statement_timeout = ${Math.trunc(this.opts.statementTimeoutMs)}`)
     // Without it a backend notices a dead client only when it next writes to it: a killed
     // replica's backfill runs on to the end of its statement, holding its locks (PostgreSQL 14+,
     // Linux; elsewhere the setting is refused and the default stays).

@@ -20,6 +20,8 @@ export interface MigrationsPluginOptions {
   migrationsDir?: string | undefined
   migrateOnBoot: boolean
   lockTimeoutMs: number
+  /** `statement_timeout` of the migration sessions (0: none, whatever the role's default). */
+  statementTimeoutMs?: number
   /** How long shutdown lets a running migration finish before cancelling it. */
   stopGraceMs: number
   /** How often the cached inspection (unknown rows, drift) is refreshed once ready. */
@@ -39,6 +41,7 @@ export default fp(
       connectionString: opts.connectionString,
       migrationsDir: opts.migrationsDir,
       lockTimeoutMs: opts.lockTimeoutMs,
+      statementTimeoutMs: opts.statementTimeoutMs,
       stopGraceMs: opts.stopGraceMs,
       logger,
     })

@@ -127,3 +127,35 @@ describe('a migration transaction', () => {
     expect(await tableExists(db.url, 'tx_after')).toBe(false)
   })
 })
+
+describe('statement_timeout', () => {
+  it("a database's default for the application does not reach migrations; the engine's own limit does", async () => {
+    const dir = await writeChain({
+      '001_slow': [
+        "await context.query('SELECT pg_sleep(0.4)')",
+        "await context.query('CREATE TABLE st_done (id int)')",
+      ].join('\n'),
+    })
+    const db = await emptyDatabase()
+    await withClient(db.url, (c) =>
+      c.query(`ALTER DATABASE ${db.name} SET statement_timeout = '150ms'`),
+    )
+    // In force for every other session: the statement the migration runs is cancelled there.
+    await expect(withClient(db.url, (c) => c.query('SELECT pg_sleep(0.4)'))).rejects.toMatchObject({
+      code: '57014',
+    })
+
+    const limited = new Migrator({
+      connectionString: db.url,
+      migrationsDir: dir,
+      statementTimeoutMs: 100,
+    })
+    await expect(limited.up()).rejects.toMatchObject({ code: '57014' })
+    expect(await tableExists(db.url, 'st_done')).toBe(false)
+    expect(await limited.ledger()).toEqual([])
+
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    expect(await migrator.up()).toEqual(['001_slow'])
+    expect(await tableExists(db.url, 'st_done')).toBe(true)
+  })
+})
