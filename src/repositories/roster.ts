@@ -78,6 +78,11 @@ export function createRosterRepository(db: Queryable) {
         return { entry: row, created }
       } catch (err) {
         if (violates(err, UNIQUE_VIOLATION, 'ux_player_teams_team_jersey')) {
+          // The number is checked on insert, the foreign keys only at the end of the
+          // statement: an unknown player is a 404 before it is a 409. (An unknown team
+          // has no numbers to take.)
+          const player = await db.query('SELECT 1 FROM players WHERE id = $1', [playerId])
+          if (player.rowCount === 0) throw notFound(`player ${playerId}`)
           throw conflict(`jersey number ${entry.jerseyNumber} is already taken on this team`)
         }
         if (violates(err, FOREIGN_KEY_VIOLATION, 'player_teams_team_id_fkey')) {

@@ -269,6 +269,15 @@ describe('/teams/:id/roster on the migrated incident database', () => {
       expectError(await put(2147483647, 2147483647, {}), 404)
     })
 
+    it('answers 404 for an unknown player even when the number asked for is taken', async () => {
+      // PostgreSQL checks the unique number on insert, the foreign keys at the end of the
+      // statement: the number's 409 would come first. A player that does not exist is a 404.
+      expect(await holders(2, 23)).toEqual([1])
+      const counts = await rowCounts(t.app)
+      expectError(await put(2, 9999, { jerseyNumber: 23 }), 404, 'player 9999 not found')
+      expect(await rowCounts(t.app)).toEqual(counts)
+    })
+
     it('refuses a request without the token with 401', async () => {
       const res = await t.app.inject({
         method: 'PUT',
