@@ -68,19 +68,26 @@ const CAST_ARRAY = new RegExp(
   'g',
 )
 const ONE_LITERAL = new RegExp(LITERAL, 'g')
+// `CREATE [UNIQUE] INDEX name ON [ONLY] schema.`: pg_get_indexdef always names the
+// table's schema, and only the current schema is ever compared.
+const INDEX_SCHEMA =
+  /^(CREATE (?:UNIQUE )?INDEX (?:"(?:[^"]|"")+"|\S+) ON (?:ONLY )?)(?:"(?:[^"]|"")+"|[^\s".]+)\./
 
 /**
- * One spelling for a definition PostgreSQL prints two ways. `CHECK (status IN ('a', 'b'))`
- * on a varchar column prints as `... = ANY ((ARRAY['a'::character varying, ...])::text[])`;
- * that text read back, which is what restoring a pg_dump does, prints with the casts
- * inside the array: `... = ANY (ARRAY[('a'::character varying)::text, ...])`. The first
- * is rewritten to the second, so a restored database is not reported as drift.
+ * One spelling for a definition PostgreSQL prints two ways, so that neither is drift.
+ * `CHECK (status IN ('a', 'b'))` on a varchar column prints as `... = ANY ((ARRAY['a'::
+ * character varying, ...])::text[])`; that text read back, which is what restoring a
+ * pg_dump does, prints with the casts inside the array: `... = ANY (ARRAY[('a'::character
+ * varying)::text, ...])`. The first is rewritten to the second. And an index's table
+ * loses its schema (`ON public.players` and `ON club.players` are the same here).
  */
 export function canonicalDefinition(line: string): string {
-  return line.replace(CAST_ARRAY, (_, elements: string, type: string) => {
-    const casts = (elements.match(ONE_LITERAL) ?? []).map((e) => `(${e})::${type}`)
-    return `ARRAY[${casts.join(', ')}]`
-  })
+  return line
+    .replace(INDEX_SCHEMA, '$1')
+    .replace(CAST_ARRAY, (_, elements: string, type: string) => {
+      const casts = (elements.match(ONE_LITERAL) ?? []).map((e) => `(${e})::${type}`)
+      return `ARRAY[${casts.join(', ')}]`
+    })
 }
 
 /**

@@ -28,7 +28,7 @@ it('the committed schema snapshot is what the chain produces on an empty databas
 
 // PostgreSQL's own round trip is the reference: what it prints for a definition read back
 // from its printed text is what canonicalDefinition must make of both texts.
-it('canonicalDefinition spells a CHECK as PostgreSQL prints it after a dump and restore', async () => {
+it('canonicalDefinition spells a CHECK as PostgreSQL prints it after a dump and restore, an index without its schema', async () => {
   const defs = await withClient(db.url, async (c) => {
     const def = async () =>
       (
@@ -53,7 +53,35 @@ it('canonicalDefinition spells a CHECK as PostgreSQL prints it after a dump and 
   expect(defs.created).not.toBe(defs.restored)
   expect(canonicalDefinition(defs.created)).toBe(defs.restored)
   expect(canonicalDefinition(defs.restored)).toBe(defs.restored)
+  // An index's table loses its schema, quoted or not; nothing else does.
+  expect(
+    canonicalDefinition('CREATE UNIQUE INDEX "a b" ON ONLY "my ""x"" schema".t USING btree (x)'),
+  ).toBe('CREATE UNIQUE INDEX "a b" ON ONLY t USING btree (x)')
+  expect(canonicalDefinition('CREATE INDEX ix ON club.players USING btree (last_name)')).toBe(
+    'CREATE INDEX ix ON players USING btree (last_name)',
+  )
   // Text that is not such an array is left alone.
   const other = "CHECK ((x = ANY (ARRAY[1, 2]))) WHERE (y)::text = 'a'::text"
   expect(canonicalDefinition(other)).toBe(other)
+})
+
+it('the chain run in a schema other than public matches the snapshot: no drift', async () => {
+  const other = await createTestDatabase('empty')
+  try {
+    await withClient(other.url, (c) =>
+      c.query(`CREATE SCHEMA club; ALTER DATABASE ${other.name} SET search_path = club`),
+    )
+    const migrator = new Migrator({ connectionString: other.url })
+    await migrator.up()
+    const tables = await withClient(other.url, async (c) => {
+      const { rows } = await c.query<{ schema: string }>(
+        "SELECT DISTINCT schemaname AS schema FROM pg_tables WHERE tablename = 'players'",
+      )
+      return rows.map((r) => r.schema)
+    })
+    expect(tables).toEqual(['club'])
+    expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
+  } finally {
+    await other.drop()
+  }
 })
