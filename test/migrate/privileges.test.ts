@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, expect, inject, it } from 'vitest'
+import { Migrator } from '../../src/migrate/migrator.js'
+import { TEMPLATES, withClient } from '../helpers/postgres.js'
+
+// In production the service connects as a role that owns its database, not as a
+// superuser (every other test does). Nothing the engine does may need more: the chain,
+// the lock and its NOTIFY, the session settings, the catalog reads behind drift.
+
+const server = inject('pgServerUrl')
+const suffix = randomBytes(4).toString('hex')
+const role = `club_app_${suffix}`
+const database = `t_owned_${suffix}`
+const password = randomBytes(12).toString('hex')
+let url = ''
+
+beforeAll(async () => {
+  await withClient(server, async (c) => {
+    await c.query(
+      `CREATE ROLE ${role} LOGIN PASSWORD '${password}' NOSUPERUSER NOCREATEDB NOCREATEROLE`,
+    )
+    await c.query(`CREATE DATABASE ${database} OWNER ${role} TEMPLATE ${TEMPLATES.empty}`)
+  })
+  const u = new URL(server)
+  u.username = role
+  u.password = password
+  u.pathname = `/${database}`
+  url = u.toString()
+})
+
+afterAll(async () => {
+  await withClient(server, async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+    await c.query(`DROP ROLE IF EXISTS ${role}`)
+  })
+})
+
+it('a role that owns its database, and nothing more, applies the chain once from two runs, with no drift', async () => {
+  const isSuperuser = await withClient(url, async (c) => {
+    const { rows } = await c.query<{ su: string }>("SELECT current_setting('is_superuser') AS su")
+    return rows[0]?.su
+  })
+  expect(isSuperuser).toBe('off')
+
+  // Two replicas at once: one applies, the other waits for the lock and finds nothing to do.
+  const runs = await Promise.all([
+    new Migrator({ connectionString: url }).up(),
+    new Migrator({ connectionString: url }).up(),
+  ])
+  expect(runs.map((r) => r.length).sort((a, b) => a - b)).toEqual([0, 23])
+
+  const migrator = new Migrator({ connectionString: url })
+  const inspection = await migrator.inspect()
+  expect(inspection.applied).toBe(23)
+  expect(inspection.pending).toBe(0)
+  expect(inspection.drift).toEqual({ status: 'none', differences: [] })
+  expect(await migrator.up()).toEqual([])
+})
