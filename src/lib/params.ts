@@ -19,3 +19,20 @@ export async function decimalIdParams(request: FastifyRequest): Promise<void> {
     }
   }
 }
+
+/**
+ * preValidation for integer query parameters, for the same reason: `?teamId=0x1`,
+ * `1e0` or ` 1` would be coerced to 1. A signed run of digits goes on to the schema,
+ * which reports its range; anything else is refused as not an integer.
+ */
+export function decimalIntegerQuery(...names: string[]) {
+  return async (request: FastifyRequest): Promise<void> => {
+    const query = request.query as Record<string, unknown>
+    for (const name of names) {
+      const value = query[name]
+      if (value !== undefined && (typeof value !== 'string' || !/^-?[0-9]+$/.test(value))) {
+        throw new HttpError(400, `querystring/${name} must be integer`, 'FST_ERR_VALIDATION')
+      }
+    }
+  }
+}

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
-import { decimalIdParams } from '../lib/params.js'
+import { decimalIdParams, decimalIntegerQuery } from '../lib/params.js'
 import { createPlayersRepository } from '../repositories/players.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
 import {
@@ -24,6 +24,7 @@ const playersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/players',
     {
       onRequest,
+      preValidation: decimalIntegerQuery('teamId', 'limit'),
       schema: {
         summary: 'Players by last name, first name, id; keyset-paginated',
         tags,
