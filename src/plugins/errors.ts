@@ -22,6 +22,8 @@ const DATABASE_ERRORS: Record<string, { statusCode: number; message: string }> =
   '22003': { statusCode: 400, message: 'a number is out of range' },
   '22007': { statusCode: 400, message: 'a date or time is not valid' },
   '22008': { statusCode: 400, message: 'a date or time is out of range' },
+  // RFC 3339 (the schema's date-time) allows offsets to ±23:59, PostgreSQL to ±15:59.
+  '22009': { statusCode: 400, message: 'a time zone offset is out of range (at most ±15:59)' },
   '22P02': { statusCode: 400, message: 'a field has the wrong format' },
   '22021': { statusCode: 400, message: 'a field contains bytes that are not valid text' },
   '55P03': { statusCode: 503, message: 'the record is busy; try again' },

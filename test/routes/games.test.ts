@@ -143,6 +143,8 @@ describe('games on the migrated incident database', () => {
         { opponent: 'o'.repeat(201), startsAt: '2026-01-10T19:30:00Z' },
       ],
       ['an unknown property', { opponent: 'X', startsAt: '2026-01-10T19:30:00Z', teamId: 3 }],
+      // RFC 3339 allows offsets to ±23:59, PostgreSQL ±15:59.
+      ['a zone offset of +16:00', { opponent: 'X', startsAt: '2026-01-10T19:30:00+16:00' }],
     ])('answers 400 for %s and creates nothing', async (_what, payload) => {
       const before = await rowCounts(t.app)
       expectError(await post(3, payload), 400)
@@ -215,6 +217,7 @@ describe('games on the migrated incident database', () => {
       ['a null start time', { startsAt: null }],
       ['a fractional score', { teamScore: 10.5 }],
       ['a moved team', { teamId: 1 }],
+      ['a zone offset of -23:59', { startsAt: '2026-01-10T19:30:00-23:59' }],
     ])('answers 400 for %s and changes nothing', async (_what, payload) => {
       const before = (await t.app.inject({ url: '/games/3', headers: AUTH })).json()
       expectError(await patch(3, payload), 400)
