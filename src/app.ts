@@ -78,6 +78,15 @@ export async function buildApp(opts: AppOptions) {
     },
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(compilers.validatorCompiler())
+  // A JSON content type with an empty body (many HTTP clients set the header on every
+  // request) is no body, as without the header: a DELETE or a roster PUT needs none, and
+  // a route that needs one still says "body must be object". Otherwise Fastify's parser.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined)
+    else parseJson(request, body as string, done)
+  })
   app.decorate('routeSchemas', compilers)
   app.addHook('onListen', (done) => {
     // Once ready (LazyCompilers): compiling earlier would compete for the CPU with the

@@ -246,6 +246,24 @@ describe('/teams/:id/roster on the migrated incident database', () => {
       expect(await rowCounts(t.app)).toEqual(counts)
     })
 
+    it('takes a JSON content type with an empty body as no body, as many clients send it', async () => {
+      const player = await newPlayer()
+      const json = { ...AUTH, 'content-type': 'application/json' }
+      const joined = await t.app.inject({
+        method: 'PUT',
+        url: `/teams/2/roster/${player}`,
+        headers: json,
+      })
+      expect(joined.statusCode, joined.body).toBe(201)
+      expect(joined.json()).toMatchObject({ playerId: player, jerseyNumber: null, role: 'player' })
+      const left = await t.app.inject({
+        method: 'DELETE',
+        url: `/teams/2/roster/${player}`,
+        headers: json,
+      })
+      expect(left.statusCode, left.body).toBe(204)
+    })
+
     it('answers 415 for a body that is not JSON', async () => {
       const res = await t.app.inject({
         method: 'PUT',

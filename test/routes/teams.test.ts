@@ -115,6 +115,10 @@ describe('/teams on the migrated incident database', () => {
           payload,
         })
       expectError(await post('{"name": "X",', 'application/json'), 400)
+      // A JSON content type with nothing after it is no body: the schema's 400. The
+      // parser is still Fastify's: a __proto__ key is refused as it parses.
+      expectError(await post('', 'application/json'), 400, 'body must be object')
+      expectError(await post('{"__proto__": {"x": 1}}', 'application/json'), 400, 'not valid JSON')
       expectError(await post('<team/>', 'application/xml'), 415)
       const huge = JSON.stringify({ name: 'x'.repeat(70_000), ageGroup: 'U8', season: '2026' })
       expectError(await post(huge, 'application/json'), 413)
