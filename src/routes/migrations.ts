@@ -89,19 +89,23 @@ export default async function migrationsRoutes(app: FastifyInstance) {
         request.log.warn({ err }, 'ledger unreadable; answering from the last inspection')
         inspection = app.migrations.lastInspection()
       }
+      // Never read (the database has been unreachable since boot): every migration of the
+      // chain, none known applied, rather than an empty list beside a pending count.
+      const migrations =
+        inspection?.migrations ?? (await migrator.describe([], run).catch(() => []))
       const status = supervisor.status()
       reply.header('Cache-Control', 'no-store')
       return {
         state: supervisor.complete ? 'complete' : run.state,
         applied: inspection?.applied ?? 0,
-        pending: inspection?.pending ?? (await migrator.migrations().then((m) => m.length)),
+        pending: inspection?.pending ?? migrations.length,
         current: run.state === 'running' ? run.current : null,
         lastError: status.lastError ?? run.lastError,
         lockHolder: run.lockHolder,
         blockedBy: run.blockedBy,
         nextAttemptAt: status.nextAttemptAt,
         inspectedAt: inspection?.inspectedAt ?? null,
-        migrations: inspection?.migrations ?? [],
+        migrations,
         drift: inspection?.drift ?? { status: 'unknown', differences: [] },
       }
     },

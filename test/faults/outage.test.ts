@@ -191,6 +191,12 @@ describe('the database goes away and comes back', () => {
     expect(admin.status).toBe(200)
     expect(admin.body.lastError).toMatchObject({ code: 'ECONNREFUSED' })
     expect(admin.body.nextAttemptAt).not.toBeNull()
+    // The ledger was never read: the whole chain, none applied, as many as `pending` says.
+    expect(admin.body.pending).toBeGreaterThan(0)
+    expect(admin.body.migrations).toHaveLength(admin.body.pending)
+    expect(new Set(admin.body.migrations.map((m: { status: string }) => m.status))).toEqual(
+      new Set(['pending']),
+    )
 
     const starting = performance.now()
     await pgr.start()
