@@ -85,11 +85,13 @@ export function createRosterRepository(db: Queryable) {
           if (player.rowCount === 0) throw notFound(`player ${playerId}`)
           throw conflict(`jersey number ${entry.jerseyNumber} is already taken on this team`)
         }
-        if (violates(err, FOREIGN_KEY_VIOLATION, 'player_teams_team_id_fkey')) {
-          throw notFound(`team ${teamId}`)
-        }
-        if (violates(err, FOREIGN_KEY_VIOLATION, 'player_teams_player_id_fkey')) {
-          throw notFound(`player ${playerId}`)
+        // Whichever key PostgreSQL checked first: name the team before the player, as
+        // DELETE does (the path's order).
+        if (
+          violates(err, FOREIGN_KEY_VIOLATION, 'player_teams_team_id_fkey') ||
+          violates(err, FOREIGN_KEY_VIOLATION, 'player_teams_player_id_fkey')
+        ) {
+          throw await missing(teamId, playerId)
         }
         throw err
       }

@@ -285,6 +285,8 @@ describe('/teams/:id/roster on the migrated incident database', () => {
       expectError(await put(999, 1, {}), 404, 'team 999 not found')
       expectError(await put(2, 9999, { jerseyNumber: 5 }), 404, 'player 9999 not found')
       expectError(await put(2147483647, 2147483647, {}), 404)
+      // Both unknown: the team, as DELETE says.
+      expectError(await put(999, 9999, {}), 404, 'team 999 not found')
     })
 
     it('answers 404 for an unknown player even when the number asked for is taken', async () => {
