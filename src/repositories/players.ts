@@ -84,10 +84,13 @@ export function createPlayersRepository(db: Queryable) {
       }
     },
 
+    /** Answers the player as stored (text the database normalised included), like `get`. */
     async create(player: CreatePlayerBody): Promise<Player> {
-      const { rows } = await db.query<{ id: number }>(
-        `INSERT INTO players (first_name, last_name, birth_date, position, custom_notes)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+      const { rows } = await db.query<Player>(
+        `WITH p AS (
+           INSERT INTO players (first_name, last_name, birth_date, position, custom_notes)
+           VALUES ($1, $2, $3, $4, $5) RETURNING *)
+         SELECT ${COLUMNS} FROM p`,
         [
           player.firstName,
           player.lastName,
@@ -96,16 +99,7 @@ export function createPlayersRepository(db: Queryable) {
           player.customNotes ?? null,
         ],
       )
-      const id = (rows[0] as { id: number }).id
-      return {
-        id,
-        firstName: player.firstName,
-        lastName: player.lastName,
-        birthDate: player.birthDate ?? null,
-        position: player.position ?? null,
-        customNotes: player.customNotes ?? null,
-        teams: [],
-      }
+      return rows[0] as Player
     },
 
     /** Null when there is no such player. */

@@ -168,6 +168,14 @@ describe('/players on the migrated incident database', () => {
   })
 
   describe('POST /players', () => {
+    it('answers the player as stored: a lone surrogate comes back as the database keeps it', async () => {
+      // JSON may carry an unpaired UTF-16 surrogate; as UTF-8 it is stored as U+FFFD.
+      const player = await create({ firstName: 'Zo\ud800e', lastName: 'Quinn' })
+      expect(player.firstName).toBe('Zo\ufffde')
+      const stored = await t.app.inject({ url: `/players/${player.id}`, headers: AUTH })
+      expect(stored.json()).toEqual(player)
+    })
+
     it('creates a player with only names; the rest is null and no teams', async () => {
       const player = await create({ firstName: 'Zoe', lastName: 'Quinn' })
       expect(player).toEqual({
