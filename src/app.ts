@@ -82,7 +82,8 @@ export async function buildApp(opts: AppOptions) {
   // request) is no body, as without the header: a DELETE or a roster PUT needs none, and
   // a route that needs one still says "body must be object". Otherwise Fastify's parser.
   const parseJson = app.getDefaultJsonParser('error', 'error')
-  app.removeContentTypeParser('application/json')
+  // JSON is the only body any route takes: text/plain (parsed by default) is a 415 too.
+  app.removeContentTypeParser(['application/json', 'text/plain'])
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') done(null, undefined)
     else parseJson(request, body as string, done)

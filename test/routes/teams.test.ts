@@ -120,6 +120,7 @@ describe('/teams on the migrated incident database', () => {
       expectError(await post('', 'application/json'), 400, 'body must be object')
       expectError(await post('{"__proto__": {"x": 1}}', 'application/json'), 400, 'not valid JSON')
       expectError(await post('<team/>', 'application/xml'), 415)
+      expectError(await post('{"name": "X"}', 'text/plain'), 415)
       const huge = JSON.stringify({ name: 'x'.repeat(70_000), ageGroup: 'U8', season: '2026' })
       expectError(await post(huge, 'application/json'), 413)
     })
