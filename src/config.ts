@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs'
 import { type Static, Type } from '@sinclair/typebox'
 import { Errors } from '@sinclair/typebox/errors'
 import { Check, Convert, Default } from '@sinclair/typebox/value'
@@ -55,6 +56,13 @@ export function loadConfig(
       env[key] === undefined ? [] : [[key, env[key]]],
     ),
   )
+  // Integers as plain digits: TypeBox's conversion would read `6e5` as 6 and `4200.7` as 4200.
+  for (const [key, value] of Object.entries(given)) {
+    const schema = ConfigSchema.properties[key as keyof Config] as { type?: unknown }
+    if (schema.type === 'integer' && !/^-?[0-9]+$/.test(String(value))) {
+      throw new ConfigError(`invalid configuration: ${key}: expected integer`)
+    }
+  }
   const candidate = Convert(ConfigSchema, Default(ConfigSchema, given))
   if (!Check(ConfigSchema, candidate)) {
     const error = Errors(ConfigSchema, candidate).First()
@@ -67,6 +75,15 @@ export function loadConfig(
     throw new ConfigError(`invalid configuration: ${name}: ${rule}`)
   }
   const config: Config = candidate
+  for (const key of ['DATABASE_URL', 'MIGRATION_DATABASE_URL'] as const) {
+    const url = config[key]
+    if (url !== undefined && !URL.canParse(url)) {
+      throw new ConfigError(`invalid configuration: ${key}: not a valid URL (check the port)`)
+    }
+  }
+  if (config.MIGRATIONS_DIR !== undefined && !isDirectory(config.MIGRATIONS_DIR)) {
+    throw new ConfigError(`invalid configuration: MIGRATIONS_DIR: not a directory`)
+  }
   if (
     options.requireAdminToken !== false &&
     config.DATABASE_URL !== undefined &&
@@ -77,4 +94,12 @@ export function loadConfig(
     )
   }
   return config
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
 }

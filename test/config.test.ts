@@ -30,6 +30,17 @@ describe('configuration from the environment', () => {
     [{ MIGRATE_ON_BOOT: 'sometimes' }, /MIGRATE_ON_BOOT/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     [{ MIGRATION_STATEMENT_TIMEOUT_MS: '-1' }, /MIGRATION_STATEMENT_TIMEOUT_MS/],
+    // Converted, these would be 6 (ms, not 600,000), 4205 and 4200: refused instead.
+    [{ MIGRATION_STATEMENT_TIMEOUT_MS: '6e5' }, /MIGRATION_STATEMENT_TIMEOUT_MS: expected integer/],
+    [{ PORT: '4205.9' }, /PORT: expected integer/],
+    [{ PORT: '0x1068' }, /PORT: expected integer/],
+    [{ PORT: ' 3000' }, /PORT: expected integer/],
+    [
+      { DATABASE_URL: 'postgres://u:hunter2@h:5543x/db', ADMIN_TOKEN: 't' },
+      /DATABASE_URL: not a valid URL/,
+    ],
+    [{ MIGRATION_DATABASE_URL: 'postgres://u@h:99999999/db' }, /MIGRATION_DATABASE_URL/],
+    [{ MIGRATIONS_DIR: '/nonexistent/migrations' }, /MIGRATIONS_DIR: not a directory/],
     [{ DATABASE_URL: 'mysql://u:secret@h/db', ADMIN_TOKEN: 't' }, /DATABASE_URL/],
     [{ DATABASE_URL: 'postgres://u:secret@h/db' }, /ADMIN_TOKEN is required/],
   ])('rejects %o with a message naming the variable', (env, name) => {
@@ -37,12 +48,24 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig(env)).toThrow(name)
   })
 
-  it('never echoes a password from DATABASE_URL in its error', () => {
-    try {
-      loadConfig({ DATABASE_URL: 'mysql://u:hunter2@h/db', ADMIN_TOKEN: 't' })
-      expect.unreachable()
-    } catch (err) {
-      expect((err as Error).message).not.toContain('hunter2')
-    }
+  it.each(['mysql://u:hunter2@h/db', 'postgres://u:hunter2@h:5543x/db'])(
+    'never echoes a password from DATABASE_URL in its error (%s)',
+    (url) => {
+      try {
+        loadConfig({ DATABASE_URL: url, ADMIN_TOKEN: 't' })
+        expect.unreachable()
+      } catch (err) {
+        expect((err as Error).message).not.toContain('hunter2')
+      }
+    },
+  )
+
+  it('takes an existing MIGRATIONS_DIR and IPv6 hosts in URLs', () => {
+    const config = loadConfig({
+      MIGRATIONS_DIR: import.meta.dirname,
+      DATABASE_URL: 'postgresql://u:p@[::1]:5432/club?sslmode=disable',
+      ADMIN_TOKEN: 't',
+    })
+    expect(config.MIGRATIONS_DIR).toBe(import.meta.dirname)
   })
 })
