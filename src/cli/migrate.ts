@@ -214,8 +214,13 @@ async function plan(migrator: Migrator, out: Output, to: string | undefined) {
   const known = new Set(migrations.map((m) => m.name))
   const unknown = rows.filter((r) => !known.has(r.name)).map((r) => r.name)
   if (out.json) return out.document({ command: 'plan', pending: steps, unknown })
-  if (steps.length === 0) out.line('nothing to apply: every migration of this build is applied')
-  else {
+  if (steps.length === 0) {
+    out.line(
+      to === undefined || pending.size === 0
+        ? 'nothing to apply: every migration of this build is applied'
+        : `nothing to apply: ${to} is applied (${pending.size} later migrations are pending)`,
+    )
+  } else {
     out.line(`${steps.length} migrations would be applied, in this order:`)
     for (const s of steps) out.line(`  ${s.name}${s.transaction ? '' : '  (no transaction)'}`)
   }
@@ -252,10 +257,13 @@ async function up(
   })
   if (out.json) return out.document({ command: 'up', applied: result })
   const ran = result.filter((r) => r.outcome === 'ran').length
+  const left = names.length === 0 ? await migrator.pending() : []
   out.line(
-    names.length === 0
-      ? 'nothing to apply: every migration of this build is applied'
-      : `applied ${names.length} migrations: ${ran} ran, ${names.length - ran} already present`,
+    names.length > 0
+      ? `applied ${names.length} migrations: ${ran} ran, ${names.length - ran} already present`
+      : left.length === 0 || to === undefined
+        ? 'nothing to apply: every migration of this build is applied'
+        : `nothing to apply: ${to} is applied (${left.length} later migrations are pending)`,
   )
 }
 

@@ -242,6 +242,9 @@ export class Migrator {
         const done = new Set(await storage.executed({ context: {} }))
         const pending = migrations.filter((m) => !done.has(m.name))
         if (pending.length === 0) return []
+        // `to` already applied (by an earlier run, or the replica this one waited for): the
+        // target is reached, whatever comes after it. umzug would call that an error.
+        if (options.to !== undefined && done.has(options.to)) return []
         // Every module that will run is imported before the first transaction opens: a
         // broken one fails the run before anything of it is applied.
         await Promise.all(pending.map((m) => m.load()))

@@ -110,6 +110,12 @@ describe('migrate CLI on a real database', () => {
       '022_merge_heads',
       '023_jersey_backfill',
     ])
+    // A target already applied is reached: nothing to do, exit 0, though later ones are pending.
+    const again = await cli(['up', '--to', '005_guardians'], env)
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stdout).toContain('nothing to apply: 005_guardians is applied (4 later')
+    const plannedAgain = await cli(['plan', '--to', '005_guardians'], env)
+    expect(plannedAgain.stdout).toContain('nothing to apply: 005_guardians is applied (4 later')
     const unknown = await cli(['up', '--to', '999_nope'], env)
     expect(unknown.code).toBe(2)
     expect(unknown.stderr).toContain('"999_nope" is not a migration of this build')
