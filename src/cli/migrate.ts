@@ -320,8 +320,14 @@ function describeFailure(err: unknown, migrator: Migrator | undefined, command: 
   if (code === '28P01' || code === '28000')
     return new CliFailure(`the database refused the credentials: ${text}`, EXIT.failure, { code })
   const migration = migrator?.view().lastError?.migration ?? null
-  const where = migration ? `migration ${migration} failed: ` : `${command} failed: `
-  return new CliFailure(`${where}${text}${code ? ` (SQLSTATE ${code})` : ''}`, EXIT.failure, {
+  const where =
+    migration && !text.startsWith(`migration ${migration} `)
+      ? `migration ${migration} failed: `
+      : `${command} failed: `
+  // A SQLSTATE is five digits or capitals; Node's codes (ENOENT...) are not one.
+  const label =
+    code === null ? '' : /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : ` (${code})`
+  return new CliFailure(`${where}${text}${label}`, EXIT.failure, {
     code,
     migration,
   })

@@ -6,6 +6,18 @@ export class StopRequestedError extends Error {
   readonly code = 'STOP_REQUESTED'
 }
 
+/** A migration module that cannot be used (it does not import, or has no `up()`): names it. */
+export class MigrationLoadError extends Error {
+  override name = 'MigrationLoadError'
+  constructor(
+    readonly migration: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`migration ${migration} ${message}`, options)
+  }
+}
+
 /** SQLSTATE `lock_not_available`: a statement waited longer than `lock_timeout`. */
 export const LOCK_NOT_AVAILABLE = '55P03'
 
@@ -52,7 +64,7 @@ export function isConnectionError(err: unknown): boolean {
 export function toRunError(err: unknown, migration: string | null): RunError {
   const cause = rootCause(err)
   return {
-    migration,
+    migration: migration ?? (cause instanceof MigrationLoadError ? cause.migration : null),
     message: cause instanceof Error ? cause.message : String(cause),
     code: errorCode(cause),
   }

@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { SchemaSnapshot } from './catalog.js'
+import { MigrationLoadError } from './errors.js'
 import type { LoadedMigration, MigrationModule } from './types.js'
 
 /** Written by the build next to the compiled chain: checksums of the TypeScript sources. */
@@ -80,13 +81,18 @@ export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
 }
 
 async function importMigration(name: string, path: string): Promise<MigrationModule> {
-  const namespace = (await import(pathToFileURL(path).href)) as Partial<MigrationModule> & {
-    default?: Partial<MigrationModule>
+  let namespace: Partial<MigrationModule> & { default?: Partial<MigrationModule> }
+  try {
+    namespace = await import(pathToFileURL(path).href)
+  } catch (err) {
+    // A syntax error's own message names no file: say which migration it is.
+    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+    throw new MigrationLoadError(name, `could not be loaded: ${reason}`, { cause: err })
   }
   // Named exports (umzug's convention), or an object as the default export (CommonJS style).
   const module = typeof namespace.up === 'function' ? namespace : namespace.default
   if (typeof module?.up !== 'function') {
-    throw new Error(`migration ${name} does not export an up() function`)
+    throw new MigrationLoadError(name, 'does not export an up() function')
   }
   return module as MigrationModule
 }

@@ -257,6 +257,14 @@ export async function down({ context }) { await context.query('DROP TABLE t_${na
         applied: [],
         error: { migration: '002_broken', code: '42P01' },
       })
+      // A module that does not parse: named, before anything of the run is applied.
+      await writeFile(join(dir, '003_typo.mjs'), 'export async function up({ context }) {\n')
+      const fresh = await database('empty')
+      const typo = await cli(['up', '--json'], { DATABASE_URL: fresh.url, MIGRATIONS_DIR: dir })
+      expect(typo.code).toBe(1)
+      expect(JSON.parse(typo.stdout).error).toMatchObject({ migration: '003_typo', code: null })
+      expect(typo.stderr).toContain('migration 003_typo could not be loaded: SyntaxError:')
+      expect(await ledgerNames(fresh.url)).toEqual([])
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -77,4 +77,20 @@ describe('a MIGRATIONS_DIR chain', () => {
     )
     expect(await migrator.ledger()).toEqual([])
   })
+
+  it('a module that does not parse fails the run with its name, shown as the failed migration', async () => {
+    const dir = await writeChain({ '001_ok': "await context.query('SELECT 1')" })
+    await writeFile(
+      join(dir, '002_typo.mjs'),
+      "export async function up({ context }) {\n  context.query('x'\n}\n",
+    )
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    await expect(migrator.up()).rejects.toThrow(/^migration 002_typo could not be loaded: /)
+    expect(migrator.view().lastError).toMatchObject({ migration: '002_typo', code: null })
+    const listed = await migrator.describe([], migrator.view())
+    expect(listed.map((m) => m.status)).toEqual(['pending', 'failed'])
+    expect(await migrator.ledger()).toEqual([])
+  })
 })
