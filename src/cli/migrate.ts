@@ -68,22 +68,26 @@ interface Output {
 
 /** Passwords and whole connection strings never reach stdout or stderr. */
 function makeRedactor(urls: Array<string | undefined>): (text: string) => string {
-  const secrets = new Set<string>()
+  // [text, replacement], longest first: whole URLs, a password where a URL holds it
+  // (`:pw@`), and a bare password only when it is long enough not to be a common string
+  // (a password `1` would otherwise rewrite every 1 of the output).
+  const rules = new Map<string, string>()
   for (const url of urls) {
     if (!url) continue
-    secrets.add(url)
+    rules.set(url, '[redacted]')
     try {
       const password = new URL(url).password
-      if (password) {
-        secrets.add(password)
-        secrets.add(decodeURIComponent(password))
+      for (const form of new Set([password, decodeURIComponent(password)])) {
+        if (!form) continue
+        rules.set(`:${form}@`, ':[redacted]@')
+        if (form.length >= 8) rules.set(form, '[redacted]')
       }
     } catch {
-      // Not a URL after all: the whole string is already in the set.
+      // Not a URL after all: the whole string is already a rule.
     }
   }
-  const list = [...secrets].filter((s) => s.length > 0).sort((a, b) => b.length - a.length)
-  return (text) => list.reduce((out, secret) => out.split(secret).join('[redacted]'), text)
+  const list = [...rules].sort(([a], [b]) => b.length - a.length)
+  return (text) => list.reduce((out, [secret, by]) => out.split(secret).join(by), text)
 }
 
 function errorText(err: unknown): string {
@@ -393,7 +397,11 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     line: (text = '') => {
       if (!json) process.stdout.write(`${redact(text)}\n`)
     },
-    document: (value) => process.stdout.write(`${redact(JSON.stringify(value, null, 2))}\n`),
+    // String by string, so that what is redacted never breaks the JSON around it.
+    document: (value) =>
+      process.stdout.write(
+        `${JSON.stringify(value, (_key, v) => (typeof v === 'string' ? redact(v) : v), 2)}\n`,
+      ),
   }
   const applied: Array<Record<string, unknown>> = []
   const migrator = new Migrator({

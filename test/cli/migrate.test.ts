@@ -222,6 +222,33 @@ export async function down({ context }) { await context.query('DROP TABLE t_${na
     }
   })
 
+  it('a short password is hidden where a URL holds it, without rewriting the output', async () => {
+    // A password `1` replaced everywhere turned `"unknown": 1`-like output into invalid JSON.
+    const db = await database('empty')
+    const role = `cli_short_${Date.now()}`
+    await withClient(inject('pgServerUrl'), async (c) => {
+      await c.query(`CREATE ROLE ${role} LOGIN PASSWORD '1'`)
+      await c.query(`ALTER DATABASE ${db.name} OWNER TO ${role}`)
+    })
+    try {
+      const url = new URL(db.url)
+      url.username = role
+      url.password = '1'
+      const env = { DATABASE_URL: url.toString() }
+      const up = await cli(['up', '--json'], env)
+      expect(up.code, up.stderr).toBe(0)
+      expect(JSON.parse(up.stdout).applied).toHaveLength(23)
+      const status = await cli(['status', '--json'], env)
+      expect(status.code, status.stderr).toBe(0)
+      const doc = JSON.parse(status.stdout)
+      expect(doc.migrations).toHaveLength(23)
+      expect(status.stdout).not.toContain('[redacted]')
+    } finally {
+      await db.drop()
+      await withClient(inject('pgServerUrl'), (c) => c.query(`DROP ROLE IF EXISTS ${role}`))
+    }
+  })
+
   it('an unreachable database exits 1 with one clear line and no password', async () => {
     const port = await freePort()
     const env = { DATABASE_URL: `postgres://app:s3cret-pw@127.0.0.1:${port}/basketball` }
