@@ -62,6 +62,7 @@ export class LazyCompilers {
     }
     return ({ schema, httpPart }) => {
       this.#schemas.push(schema)
+      const integers = httpPart === 'body' ? [] : integerProperties(schema)
       let compiled: Validate | undefined
       const compile = () => {
         compiled ??= ajvFor(httpPart).compile(schema as object) as Validate
@@ -71,6 +72,15 @@ export class LazyCompilers {
       this.#pending.add(compile)
       // Fastify reads `.errors` off the function it was given after a `false`.
       const validate = ((data: unknown) => {
+        // Ids and numbers in a path or query string are plain digits: coercion would
+        // otherwise read `0x2`, `1e0`, ` 2` or `2.0` as 2 (Ajv compares with `==`).
+        for (const key of integers) {
+          const value = (data as Record<string, unknown> | null)?.[key]
+          if (typeof value === 'string' && !/^-?[0-9]+$/.test(value)) {
+            ;(validate as { errors?: unknown }).errors = [notInteger(key)]
+            return false
+          }
+        }
         const fn = compiled ?? compile()
         const result = fn(data)
         ;(validate as { errors?: unknown }).errors = (fn as { errors?: unknown }).errors
@@ -108,5 +118,24 @@ export class LazyCompilers {
       await new Promise<void>((resolve) => setImmediate(resolve))
       compile()
     }
+  }
+}
+
+/** Names of the integer properties of an object schema (path params, query strings). */
+function integerProperties(schema: unknown): string[] {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties
+  return Object.entries(properties ?? {})
+    .filter(([, property]) => property.type === 'integer')
+    .map(([key]) => key)
+}
+
+/** The error Ajv gives a value of the wrong type, so Fastify words it the same way. */
+function notInteger(key: string) {
+  return {
+    keyword: 'type',
+    instancePath: `/${key}`,
+    schemaPath: `#/properties/${key}/type`,
+    params: { type: 'integer' },
+    message: 'must be integer',
   }
 }

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
-import { decimalIdParams } from '../lib/params.js'
 import { createGamesRepository } from '../repositories/games.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
 import { CreateGameBody, Game, GameList, UpdateGameBody } from '../schemas/games.js'
@@ -18,7 +17,6 @@ const gamesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id/games',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'A team’s games by start time, with scores',
         tags,
@@ -38,7 +36,6 @@ const gamesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id/games',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'Schedule a game for a team',
         tags,
@@ -56,7 +53,6 @@ const gamesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/games/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'One game',
         tags,
@@ -76,7 +72,6 @@ const gamesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/games/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'Change a game, e.g. record the score (null clears a score)',
         tags,
@@ -97,7 +92,6 @@ const gamesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/games/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'Delete a game',
         tags,

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
-import { decimalIdParams, decimalIntegerQuery } from '../lib/params.js'
 import { createPlayersRepository } from '../repositories/players.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
 import {
@@ -24,7 +23,6 @@ const playersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/players',
     {
       onRequest,
-      preValidation: decimalIntegerQuery('teamId', 'limit'),
       schema: {
         summary: 'Players by last name, first name, id; keyset-paginated',
         tags,
@@ -55,7 +53,6 @@ const playersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/players/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'One player with their roster entries',
         tags,
@@ -75,7 +72,6 @@ const playersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/players/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'Change some of a player’s fields (null clears an optional one)',
         tags,
@@ -96,7 +92,6 @@ const playersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/players/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'Delete a player with their roster entries, guardians and registrations',
         tags,

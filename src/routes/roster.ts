@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
-import { decimalIdParams } from '../lib/params.js'
 import { createRosterRepository } from '../repositories/roster.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
 import { PutRosterEntryBody, Roster, RosterEntry, RosterParams } from '../schemas/roster.js'
@@ -18,7 +17,6 @@ const rosterRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id/roster',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'A team’s roster by jersey number (none last), then name',
         tags,
@@ -38,13 +36,10 @@ const rosterRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id/roster/:playerId',
     {
       onRequest,
-      preValidation: [
-        decimalIdParams,
-        // The body is optional: no body joins the player with no number as a 'player'.
-        async (request) => {
-          if (request.body === undefined) request.body = {}
-        },
-      ],
+      // The body is optional: no body joins the player with no number as a 'player'.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {}
+      },
       schema: {
         summary: 'Put a player on the roster (201) or update their entry (200)',
         description:
@@ -75,7 +70,6 @@ const rosterRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id/roster/:playerId',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'Take a player off the roster',
         tags,

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
-import { decimalIdParams } from '../lib/params.js'
 import { createTeamsRepository } from '../repositories/teams.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
 import { CreateTeamBody, Team, TeamList, UpdateTeamBody } from '../schemas/teams.js'
@@ -47,7 +46,6 @@ const teamsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'One team',
         tags,
@@ -67,7 +65,6 @@ const teamsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'Change some of a team’s fields',
         tags,
@@ -88,7 +85,6 @@ const teamsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/teams/:id',
     {
       onRequest,
-      preValidation: decimalIdParams,
       schema: {
         summary: 'Delete a team with its roster entries and games',
         tags,
