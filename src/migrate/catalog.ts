@@ -98,13 +98,14 @@ export function diffSnapshots(expected: SchemaSnapshot, actual: SchemaSnapshot):
   const out: string[] = []
   const kinds = { columns: 'column', constraints: 'constraint', indexes: 'index' } as const
   for (const [key, kind] of Object.entries(kinds) as [keyof typeof kinds, string][]) {
-    const want = new Set(expected[key].map(canonicalDefinition))
-    const have = new Set(actual[key].map(canonicalDefinition))
-    for (const line of expected[key]) {
-      if (!have.has(canonicalDefinition(line))) out.push(`missing ${kind}: ${line}`)
+    // Canonical spelling -> the line as printed, each line canonicalised once.
+    const want = new Map(expected[key].map((line) => [canonicalDefinition(line), line]))
+    const have = new Map(actual[key].map((line) => [canonicalDefinition(line), line]))
+    for (const [canonical, line] of want) {
+      if (!have.has(canonical)) out.push(`missing ${kind}: ${line}`)
     }
-    for (const line of actual[key]) {
-      if (!want.has(canonicalDefinition(line))) out.push(`unexpected ${kind}: ${line}`)
+    for (const [canonical, line] of have) {
+      if (!want.has(canonical)) out.push(`unexpected ${kind}: ${line}`)
     }
   }
   return out

@@ -8,8 +8,8 @@ const ENTRY = `pt.team_id AS "teamId", pt.player_id AS "playerId", p.first_name 
 
 /** Rosters: `player_teams`, where the database keeps jersey numbers unique per team. */
 export function createRosterRepository(db: Queryable) {
-  /** The 404 for a roster pair that is not there, naming the part that is missing. */
-  const missing = async (teamId: number, playerId: number): Promise<HttpError> => {
+  /** The 404 naming the team, else the player, that does not exist; null when both do. */
+  const unknownId = async (teamId: number, playerId: number): Promise<HttpError | null> => {
     const { rows } = await db.query<{ team: boolean; player: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM teams WHERE id = $1) AS team,
               EXISTS (SELECT 1 FROM players WHERE id = $2) AS player`,
@@ -17,11 +17,7 @@ export function createRosterRepository(db: Queryable) {
     )
     if (!rows[0]?.team) return notFound(`team ${teamId}`)
     if (!rows[0]?.player) return notFound(`player ${playerId}`)
-    return new HttpError(
-      404,
-      `player ${playerId} is not on the roster of team ${teamId}`,
-      'NOT_FOUND',
-    )
+    return null
   }
 
   return {
@@ -79,11 +75,11 @@ export function createRosterRepository(db: Queryable) {
       } catch (err) {
         if (violates(err, UNIQUE_VIOLATION, 'ux_player_teams_team_jersey')) {
           // The number is checked on insert, the foreign keys only at the end of the
-          // statement: an unknown player is a 404 before it is a 409. (An unknown team
-          // has no numbers to take.)
-          const player = await db.query('SELECT 1 FROM players WHERE id = $1', [playerId])
-          if (player.rowCount === 0) throw notFound(`player ${playerId}`)
-          throw conflict(`jersey number ${entry.jerseyNumber} is already taken on this team`)
+          // statement: an unknown player is a 404 before it is a 409.
+          throw (
+            (await unknownId(teamId, playerId)) ??
+            conflict(`jersey number ${entry.jerseyNumber} is already taken on this team`)
+          )
         }
         // Whichever key PostgreSQL checked first: name the team before the player, as
         // DELETE does (the path's order).
@@ -91,7 +87,7 @@ export function createRosterRepository(db: Queryable) {
           violates(err, FOREIGN_KEY_VIOLATION, 'player_teams_team_id_fkey') ||
           violates(err, FOREIGN_KEY_VIOLATION, 'player_teams_player_id_fkey')
         ) {
-          throw await missing(teamId, playerId)
+          throw (await unknownId(teamId, playerId)) ?? err
         }
         throw err
       }
@@ -103,7 +99,16 @@ export function createRosterRepository(db: Queryable) {
         'DELETE FROM player_teams WHERE team_id = $1 AND player_id = $2',
         [teamId, playerId],
       )
-      if (rowCount !== 1) throw await missing(teamId, playerId)
+      if (rowCount !== 1) {
+        throw (
+          (await unknownId(teamId, playerId)) ??
+          new HttpError(
+            404,
+            `player ${playerId} is not on the roster of team ${teamId}`,
+            'NOT_FOUND',
+          )
+        )
+      }
     },
   }
 }
