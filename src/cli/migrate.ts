@@ -261,13 +261,12 @@ async function up(
   })
   if (out.json) return out.document({ command: 'up', applied: result })
   const ran = result.filter((r) => r.outcome === 'ran').length
-  const left = names.length === 0 ? await migrator.pending() : []
   out.line(
     names.length > 0
       ? `applied ${names.length} migrations: ${ran} ran, ${names.length - ran} already present`
-      : left.length === 0 || to === undefined
+      : before.length === 0 || to === undefined
         ? 'nothing to apply: every migration of this build is applied'
-        : `nothing to apply: ${to} is applied (${left.length} later migrations are pending)`,
+        : `nothing to apply: ${to} is applied (${before.length} later migrations are pending)`,
   )
 }
 
