@@ -312,10 +312,15 @@ async function verify(migrator: Migrator, out: Output) {
 
 function describeFailure(err: unknown, migrator: Migrator | undefined, command: string) {
   if (err instanceof CliFailure) return err
-  if (err instanceof StopRequestedError)
+  if (err instanceof StopRequestedError) {
+    // The running migration either committed within the grace period or was cancelled.
+    const cancelled = err.cause === undefined ? '' : ` (${err.message})`
     return new CliFailure(
-      `${command} stopped by a signal; migrations that committed stay applied, the rest rolled back`,
+      `${command} stopped by a signal; migrations that committed stay applied${cancelled}`,
+      EXIT.failure,
+      { code: err.code },
     )
+  }
   const code = errorCode(err)
   const text = errorText(err)
   if (isConnectionError(err))

@@ -18,6 +18,9 @@ export class MigrationLoadError extends Error {
   }
 }
 
+/** SQLSTATE `query_canceled`: `pg_cancel_backend()` (a stop's cancel) or `statement_timeout`. */
+export const QUERY_CANCELED = '57014'
+
 /** SQLSTATE `lock_not_available`: a statement waited longer than `lock_timeout`. */
 export const LOCK_NOT_AVAILABLE = '55P03'
 

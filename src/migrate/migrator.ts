@@ -6,6 +6,7 @@ import {
   errorCode,
   isConnectionError,
   LOCK_NOT_AVAILABLE,
+  QUERY_CANCELED,
   rootCause,
   StopRequestedError,
   toRunError,
@@ -443,7 +444,14 @@ export class Migrator {
         await releaseMigrationLock(lockClient).catch(() => {})
       }
     } catch (err) {
-      const cause = rootCause(err)
+      let cause = rootCause(err)
+      // The cancel `stop()` sent after the grace period: a stop, not a failed migration.
+      if (this.stopping && this.run.current !== null && errorCode(cause) === QUERY_CANCELED) {
+        cause = new StopRequestedError(
+          `${this.run.current} was cancelled to stop: it is not recorded and runs again next time`,
+          { cause },
+        )
+      }
       this.run =
         cause instanceof StopRequestedError
           ? { ...this.run, state: 'idle', current: null, lockHolder: null }

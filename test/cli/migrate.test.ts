@@ -296,21 +296,29 @@ export async function down({ context }) { await context.query('DROP TABLE t_${na
       await rm(dir, { recursive: true, force: true })
     }
   })
-  it('SIGTERM lets the running migration commit, starts no other, exits 1', async () => {
+  /**
+   * `up` on a chain whose first migration sleeps `sleepS` seconds, SIGTERM once that
+   * sleep runs in the database; returns how the CLI ended and the ledger.
+   */
+  async function termDuringSlow(sleepS: number, args: string[], env: Record<string, string>) {
     const dir = await mkdtemp(join(tmpdir(), 'migrate-cli-'))
     try {
       await writeFile(
         join(dir, '001_slow.mjs'),
-        `export async function up({ context }) { await context.query('SELECT pg_sleep(2.5)'); await context.query('CREATE TABLE t_slow (id int)') }\n`,
+        `export async function up({ context }) { await context.query('SELECT pg_sleep(${sleepS})'); await context.query('CREATE TABLE t_slow (id int)') }\n`,
       )
       await writeFile(
         join(dir, '002_next.mjs'),
         `export async function up({ context }) { await context.query('CREATE TABLE t_next (id int)') }\n`,
       )
       const db = await database('empty')
-      const child = spawn(process.execPath, [join(inject('buildDir'), 'cli', 'migrate.js'), 'up'], {
-        env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, MIGRATIONS_DIR: dir },
-      })
+      const child = spawn(
+        process.execPath,
+        [join(inject('buildDir'), 'cli', 'migrate.js'), 'up', ...args],
+        {
+          env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, MIGRATIONS_DIR: dir, ...env },
+        },
+      )
       let stdout = ''
       let stderr = ''
       child.stderr.setEncoding('utf8').on('data', (d: string) => {
@@ -321,24 +329,61 @@ export async function down({ context }) { await context.query('DROP TABLE t_${na
         stdout += d
       })
       // Signal while 001 is inside its transaction, as seen from the database (its first
-      // statement arrives as `BEGIN; SET LOCAL lock_timeout = …; SELECT pg_sleep(2.5)`).
+      // statement arrives as `BEGIN; SET LOCAL lock_timeout = …; SELECT pg_sleep(…)`).
       const running = () =>
         withClient(db.url, async (c) => {
           const { rowCount } = await c.query(
-            "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(2.5)%' AND state = 'active' AND pid <> pg_backend_pid()",
+            `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(${sleepS})%' AND state = 'active' AND pid <> pg_backend_pid()`,
           )
           return rowCount === 1
         })
       while (child.exitCode === null && !(await running()))
         await new Promise((r) => setTimeout(r, 50))
+      const signalled = performance.now()
       child.kill('SIGTERM')
-      expect(await exited, stdout).toBe(1)
-      expect(stderr).toContain('SIGTERM: stopping after the current migration')
-      expect(stderr).toContain('up stopped by a signal')
-      expect(await ledgerNames(db.url)).toEqual(['001_slow'])
+      const code = await exited
+      const exitMs = performance.now() - signalled
+      const tables = await withClient(db.url, async (c) =>
+        (
+          await c.query<{ t: string }>(
+            "SELECT tablename AS t FROM pg_tables WHERE tablename LIKE 't\\_%' ORDER BY 1",
+          )
+        ).rows.map((r) => r.t),
+      )
+      return { code, exitMs, stdout, stderr, ledger: await ledgerNames(db.url), tables }
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  }
+
+  it('SIGTERM lets the running migration commit, starts no other, exits 1', async () => {
+    const run = await termDuringSlow(2.5, [], {})
+    expect(run.code, run.stdout).toBe(1)
+    expect(run.stderr).toContain('SIGTERM: stopping after the current migration')
+    expect(run.stderr).toContain('up stopped by a signal; migrations that committed stay applied\n')
+    expect(run.ledger).toEqual(['001_slow'])
+    expect(run.tables).toEqual(['t_slow'])
+  })
+
+  it('SIGTERM with no time to finish: the migration is cancelled, rolled back, reported as a stop', async () => {
+    // SHUTDOWN_TIMEOUT_MS 2000: the running migration gets 1000 ms, then it is cancelled.
+    const run = await termDuringSlow(30, ['--json'], { SHUTDOWN_TIMEOUT_MS: '2000' })
+    expect(run.code, run.stderr).toBe(1)
+    expect(run.exitMs).toBeLessThan(10_000)
+    expect(run.stderr).toContain('cancelling the running migration to shut down')
+    expect(run.stderr).toContain(
+      'up stopped by a signal; migrations that committed stay applied (001_slow was cancelled to stop: it is not recorded and runs again next time)',
+    )
+    // A stop, not a failed migration: no SQLSTATE, no "migration 001_slow failed".
+    expect(run.stderr).not.toContain('57014')
+    expect(run.stderr).not.toContain('failed')
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      command: 'up',
+      applied: [],
+      error: { code: 'STOP_REQUESTED' },
+    })
+    expect(run.ledger).toEqual([])
+    expect(run.tables).toEqual([])
   })
 })
 
