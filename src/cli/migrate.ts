@@ -345,9 +345,18 @@ function describeFailure(err: unknown, migrator: Migrator | undefined, command: 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let redact = (text: string) => text
   const stderr = (message: string) => process.stderr.write(redact(`${PROGRAM}: ${message}\n`))
+  // Asked for before the arguments are known to parse: a pipeline reading stdout as JSON
+  // gets a document for a usage or configuration error too.
+  const wantsJson = argv.includes('--json')
   const usage = (message: string) => {
     stderr(message)
     process.stderr.write(`${USAGE}\n`)
+    if (wantsJson) {
+      const command = argv.find((a) => (COMMANDS as readonly string[]).includes(a)) ?? null
+      process.stdout.write(
+        `${JSON.stringify({ command, error: { message: redact(message), code: 'USAGE' } }, null, 2)}\n`,
+      )
+    }
     return EXIT.usage
   }
 

@@ -411,6 +411,30 @@ describe('migrate CLI usage', () => {
     expect(bad.stderr).toContain('MIGRATION_LOCK_TIMEOUT_MS')
   })
 
+  it('with --json, a usage or configuration error is a JSON document on stdout too', async () => {
+    const unknown = await cli(['status', '--json', '--force'], env)
+    expect(unknown.code).toBe(2)
+    expect(JSON.parse(unknown.stdout)).toEqual({
+      command: 'status',
+      error: { message: expect.stringContaining("'--force'"), code: 'USAGE' },
+    })
+    const bad = await cli(['verify', '--json'], {
+      DATABASE_URL: 'postgres://app:hunter2hunter2@127.0.0.1:1/basketball',
+      MIGRATION_LOCK_TIMEOUT_MS: 'soon',
+    })
+    expect(bad.code).toBe(2)
+    expect(JSON.parse(bad.stdout)).toEqual({
+      command: 'verify',
+      error: { message: expect.stringContaining('MIGRATION_LOCK_TIMEOUT_MS'), code: 'USAGE' },
+    })
+    expect(bad.stdout + bad.stderr).not.toContain('hunter2hunter2')
+    const none = await cli(['--json'], env)
+    expect(JSON.parse(none.stdout)).toEqual({
+      command: null,
+      error: { message: 'missing command', code: 'USAGE' },
+    })
+  })
+
   it('--help prints the usage and exits 0; no ADMIN_TOKEN is needed', async () => {
     const run = await cli(['--help'], env)
     expect(run.code).toBe(0)
