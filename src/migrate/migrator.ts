@@ -236,6 +236,7 @@ export class Migrator {
     if (likelyPending) void this.prefetch(likelyPending, loadUmzug)
     return this.locked(
       async (work, lockClient) => {
+        await ensureLedger(work)
         const migrations = await this.migrations()
         // Nothing pending after all (another replica applied it while this one waited for
         // the lock): apply nothing and do not wait for umzug.
@@ -316,7 +317,10 @@ export class Migrator {
     }
   }
 
-  /** Reverts the last applied migration that has a `down`, with its ledger row, in one transaction. */
+  /**
+   * Reverts the last applied migration that has a `down`, with its ledger row, in one
+   * transaction. Creates nothing: with no ledger there is nothing to revert.
+   */
   async down(): Promise<string | null> {
     return this.locked(async (work) => {
       const migrations = await this.migrations()
@@ -436,7 +440,6 @@ export class Migrator {
       }
       this.run = { ...this.run, state: 'running', lockHolder: null }
       try {
-        await ensureLedger(work)
         const result = await fn(work, lockClient)
         this.markComplete()
         return result

@@ -195,6 +195,20 @@ describe('migrate CLI on a real database', () => {
     expect(await ledgerNames(db.url)).toHaveLength(23)
   })
 
+  it('down on a database the chain never ran on reverts nothing and creates nothing', async () => {
+    const db = await database('empty')
+    const run = await cli(['down'], { DATABASE_URL: db.url })
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toBe('nothing to revert: no migration is applied\n')
+    const tables = await withClient(db.url, async (c) =>
+      Number(
+        (await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0]
+          .n,
+      ),
+    )
+    expect(tables).toBe(0)
+  })
+
   it('down reverts the last migration that has a down(), with its ledger row', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'migrate-cli-'))
     try {
