@@ -124,7 +124,9 @@ describe('a failing migration', () => {
     expect(urls).toContain('/health')
     const text = JSON.stringify(service.logs) + service.stderr()
     expect(text).not.toContain(ADMIN_TOKEN)
-    expect(text).not.toContain(decodeURIComponent(new URL(db.url).password))
+    // The embedded server's URL carries a password; a TEST_DATABASE_URL may have none.
+    const password = decodeURIComponent(new URL(db.url).password)
+    if (password !== '') expect(text).not.toContain(password)
   })
 })
 
