@@ -288,8 +288,11 @@ async function down(migrator: Migrator, out: Output) {
 }
 
 async function verify(migrator: Migrator, out: Output) {
-  const inspection = await migrator.inspect()
-  const problems = verifyProblems(inspection)
+  const [inspection, chain] = await Promise.all([migrator.inspect(), migrator.migrations()])
+  const problems = [
+    ...chain.flatMap((m) => (m.problem ? [`broken: migration ${m.name} ${m.problem}`] : [])),
+    ...verifyProblems(inspection),
+  ]
   const compared = inspection.drift.status !== 'unknown'
   if (out.json) {
     const { migrations: _omitted, run: _own, ...rest } = inspection

@@ -63,19 +63,27 @@ export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
   const manifest: Record<string, string> = existsSync(manifestPath)
     ? JSON.parse(await readFile(manifestPath, 'utf8'))
     : {}
-  const seen = new Set<string>()
+  // Files of one name (`005_x.js` beside `005_x.ts`): the name is listed once, but which
+  // file would run is undefined, so none does: the migration carries a `problem`.
+  const byName = new Map<string, string[]>()
+  for (const { file, name } of files) byName.set(name, [...(byName.get(name) ?? []), file])
   const migrations: LoadedMigration[] = []
-  for (const { file, name } of files) {
-    if (seen.has(name)) throw new Error(`migration ${name} exists twice in ${root}`)
-    seen.add(name)
+  for (const [name, twins] of byName) {
+    const file = twins[0] as string
+    const problem =
+      twins.length > 1
+        ? `exists twice in ${root} (${twins.join(', ')}): remove all but one`
+        : undefined
     const path = join(root, file)
     const checksum = manifest[name] ?? sourceChecksum(await readFile(path, 'utf8'))
     let module: Promise<MigrationModule> | undefined
     const load = () => {
-      module ??= importMigration(name, path)
+      module ??= problem
+        ? Promise.reject(new MigrationLoadError(name, problem))
+        : importMigration(name, path)
       return module
     }
-    migrations.push({ name, path, checksum, load })
+    migrations.push({ name, path, checksum, ...(problem && { problem }), load })
   }
   return migrations
 }

@@ -6,6 +6,7 @@ import {
   errorCode,
   isConnectionError,
   LOCK_NOT_AVAILABLE,
+  MigrationLoadError,
   QUERY_CANCELED,
   rootCause,
   StopRequestedError,
@@ -221,6 +222,14 @@ export class Migrator {
    * `to` stops after that migration (tests, and the CLI's partial runs).
    */
   async up(options: { to?: string } = {}): Promise<string[]> {
+    // A chain with an ambiguous migration does not run at all, applied or not: the files
+    // are not what was built and reviewed.
+    const broken = (await this.migrations().catch(() => [])).find((m) => m.problem)
+    if (broken?.problem) {
+      const err = new MigrationLoadError(broken.name, broken.problem)
+      this.run = { ...this.run, state: 'failed', lastError: toRunError(err, broken.name) }
+      throw err
+    }
     const likelyPending = await this.pendingWithoutLock()
     if (likelyPending?.length === 0) return []
     // Start importing what will probably run, then umzug, now: the imports overlap the

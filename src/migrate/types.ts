@@ -79,7 +79,12 @@ export interface LoadedMigration {
   name: string
   path: string
   checksum: string
-  /** Imports the module (once); rejects when it exports no `up()`. */
+  /**
+   * Why the chain cannot run this migration whatever the ledger says (two files with its
+   * name): a run fails on it, naming it, while the chain can still be listed and shown.
+   */
+  problem?: string
+  /** Imports the module (once); rejects when it exports no `up()`, or has a `problem`. */
   load(): Promise<MigrationModule>
 }
 

@@ -310,6 +310,29 @@ export async function down({ context }) { await context.query('DROP TABLE t_${na
       await rm(dir, { recursive: true, force: true })
     }
   })
+  it('two files of one migration name: up refuses and verify names it, exit 1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'migrate-cli-'))
+    try {
+      const body = `export async function up({ context }) { await context.query('SELECT 1') }\n`
+      await writeFile(join(dir, '001_one.mjs'), body)
+      await writeFile(join(dir, '001_one.js'), body)
+      const db = await database('empty')
+      const env = { DATABASE_URL: db.url, MIGRATIONS_DIR: dir }
+      const upped = await cli(['up', '--json'], env)
+      expect(upped.code).toBe(1)
+      expect(JSON.parse(upped.stdout).error).toMatchObject({ migration: '001_one' })
+      expect(upped.stderr).toContain('migration 001_one exists twice in')
+      const verified = await cli(['verify'], env)
+      expect(verified.code).toBe(1)
+      expect(verified.stdout).toMatch(
+        /^broken: migration 001_one exists twice in .+ \(001_one\.js, 001_one\.mjs\): remove all but one$/m,
+      )
+      expect(verified.stdout).toContain('pending: 001_one')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   /**
    * `up` on a chain whose first migration sleeps `sleepS` seconds, SIGTERM once that
    * sleep runs in the database; returns how the CLI ended and the ledger.

@@ -93,4 +93,49 @@ describe('a MIGRATIONS_DIR chain', () => {
     expect(listed.map((m) => m.status)).toEqual(['pending', 'failed'])
     expect(await migrator.ledger()).toEqual([])
   })
+
+  it('two files of one name: listed once, and no run starts, applied or not, until one is removed', async () => {
+    const dir = await writeChain({
+      '001_ok': "await context.query('CREATE TABLE t_ok (id int)')",
+      '002_twice': "await context.query('CREATE TABLE t_twice (id int)')",
+    })
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    await new Migrator({ connectionString: db.url, migrationsDir: dir }).up()
+    // The same name compiled beside its source, and a new migration after it.
+    await writeFile(
+      join(dir, '002_twice.js'),
+      "module.exports = { async up({ context }) { await context.query('DROP TABLE t_ok') } }\n",
+    )
+    await writeFile(
+      join(dir, '003_next.mjs'),
+      "export async function up({ context }) { await context.query('CREATE TABLE t_next (id int)') }\n",
+    )
+    const listed = await loadMigrations(dir)
+    expect(listed.map((m) => [m.name, m.problem ?? null])).toEqual([
+      ['001_ok', null],
+      ['002_twice', expect.stringContaining('(002_twice.js, 002_twice.mjs): remove all but one')],
+      ['003_next', null],
+    ])
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    await expect(migrator.up()).rejects.toThrow(/^migration 002_twice exists twice in /)
+    expect(migrator.view()).toMatchObject({
+      state: 'failed',
+      lastError: { migration: '002_twice', code: null },
+    })
+    // /migrations still shows the chain: what is applied, and what waits.
+    const shown = await migrator.describe(await migrator.ledger(), migrator.view())
+    expect(shown.map((m) => [m.name, m.status])).toEqual([
+      ['001_ok', 'applied'],
+      ['002_twice', 'applied'],
+      ['003_next', 'pending'],
+    ])
+    expect((await migrator.ledger()).map((r) => r.name)).toEqual(['001_ok', '002_twice'])
+    const tables = await withClient(db.url, async (c) =>
+      (
+        await c.query("SELECT tablename FROM pg_tables WHERE tablename LIKE 't\\_%' ORDER BY 1")
+      ).rows.map((r) => r.tablename),
+    )
+    expect(tables).toEqual(['t_ok', 't_twice'])
+  })
 })
