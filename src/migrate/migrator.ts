@@ -16,6 +16,7 @@ import {
   deleteLedgerRow,
   ensureLedger,
   insertLedgerRow,
+  LEDGER_TABLE,
   ledgerInsertSql,
   ledgerStorage,
   readLedger,
@@ -648,7 +649,18 @@ export class Migrator {
     // A connection that dies while idle must not take the process down with it.
     client.on('error', (err) => this.opts.logger.warn({ err, role }, 'migration connection error'))
     await client.connect()
-    await client.query(`SET statement_timeout = ${Math.trunc(this.opts.statementTimeoutMs)}`)
+    // The chain lives where its ledger is (else the legacy stamp): when that schema is
+    // on the search_path but is not the one objects are created in (PostgreSQL 15's
+    // advice, a schema named after the role, puts `"$user"` ahead of `public`), put it
+    // first. Otherwise every existence check would look in the empty schema, and the
+    // chain would build a second, empty copy of the tables (and of the ledger) there.
+    await client.query(
+      `SET statement_timeout = ${Math.trunc(this.opts.statementTimeoutMs)};
+       SELECT set_config('search_path', quote_ident(n.nspname) || ', ' || current_setting('search_path'), false)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = coalesce(to_regclass('${LEDGER_TABLE}'), to_regclass('alembic_version'))
+          AND n.nspname IS DISTINCT FROM current_schema()`,
+    )
     // Without it a backend notices a dead client only when it next writes to it: a killed
     // replica's backfill runs on to the end of its statement, holding its locks (PostgreSQL 14+,
     // Linux; elsewhere the setting is refused and the default stays).

@@ -85,3 +85,36 @@ it('the chain run in a schema other than public matches the snapshot: no drift',
     await other.drop()
   }
 })
+
+// PostgreSQL 15's advice for the public schema: a schema named after the role, which the
+// default search_path ("$user", public) puts first. Tables created there would shadow
+// the club's tables in public for every unqualified query.
+it('a schema named after the role does not get a second, empty copy of the chain', async () => {
+  const incident = await createTestDatabase('incident')
+  try {
+    const players = `SELECT count(*)::int AS n FROM players`
+    const before = await withClient(incident.url, async (c) => (await c.query(players)).rows[0].n)
+    expect(before).toBeGreaterThan(0)
+    await withClient(incident.url, (c) => c.query('CREATE SCHEMA AUTHORIZATION CURRENT_USER'))
+    const migrator = new Migrator({ connectionString: incident.url })
+    await migrator.up()
+    // A later release: the ledger found in public, not a new one in the role's schema.
+    await withClient(incident.url, (c) =>
+      c.query("DELETE FROM schema_migrations WHERE name = '022_merge_heads'"),
+    )
+    expect(await new Migrator({ connectionString: incident.url }).up()).toEqual(['022_merge_heads'])
+    const found = await withClient(incident.url, async (c) => ({
+      inRoleSchema: (
+        await c.query<{ name: string }>(
+          'SELECT relname AS name FROM pg_class WHERE relnamespace = current_user::regnamespace',
+        )
+      ).rows.map((r) => r.name),
+      players: (await c.query(players)).rows[0].n,
+      ledger: (await c.query('SELECT count(*)::int AS n FROM public.schema_migrations')).rows[0].n,
+    }))
+    expect(found).toEqual({ inRoleSchema: [], players: before, ledger: 23 })
+    expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
+  } finally {
+    await incident.drop()
+  }
+})
