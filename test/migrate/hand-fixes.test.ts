@@ -1,0 +1,174 @@
+import { afterAll, describe, expect, it } from 'vitest'
+import { Migrator } from '../../src/migrate/migrator.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { withClient } from '../helpers/postgres.js'
+
+// Hand fixes that leave a different object under a name the chain checks for. A check
+// by name alone called them "exists" (and the service ready with a roster that accepts
+// two players wearing 23), or PostgreSQL refused with "already exists". Each either ends
+// in the chain's schema or stops with an error that says which object is in the way.
+
+const databases: TestDatabase[] = []
+afterAll(async () => {
+  await Promise.all(databases.map((d) => d.drop()))
+})
+
+async function database(template: 'empty' | 'incident', migrated = false) {
+  const db = await createTestDatabase(template)
+  databases.push(db)
+  if (migrated) await new Migrator({ connectionString: db.url }).up()
+  return db
+}
+
+const sql = (db: TestDatabase, text: string) => withClient(db.url, (c) => c.query(text))
+
+/** Runs the chain; returns what the named migration recorded, and the drift after. */
+async function rerun(db: TestDatabase, name: string) {
+  const migrator = new Migrator({ connectionString: db.url })
+  expect(await migrator.up()).toEqual([name])
+  const row = (await migrator.ledger()).find((r) => r.name === name)
+  return { changes: row?.changes, drift: (await migrator.inspect()).drift }
+}
+
+const indexTable = async (db: TestDatabase, index: string) =>
+  (
+    await sql(
+      db,
+      `SELECT indrelid::regclass::text AS t, indisunique AS u FROM pg_index WHERE indexrelid = to_regclass('${index}')`,
+    )
+  ).rows[0] ?? null
+
+describe('an object of a chain name, but not the chain object', () => {
+  it("019's unique index on a table set aside by hand: refused by name, then built on player_teams", async () => {
+    const db = await database('incident')
+    await sql(
+      db,
+      `CREATE TABLE player_teams (player_id int, team_id int, jersey_number smallint);
+       CREATE UNIQUE INDEX ux_player_teams_team_jersey ON player_teams (team_id, jersey_number)
+        WHERE jersey_number IS NOT NULL;
+       ALTER TABLE player_teams RENAME TO player_teams_set_aside`,
+    )
+    const migrator = new Migrator({ connectionString: db.url })
+    await expect(migrator.up()).rejects.toThrow(
+      'index ux_player_teams_team_jersey is needed on player_teams, but a unique index on player_teams_set_aside (team_id, jersey_number) has that name: rename or drop it by hand',
+    )
+    expect(migrator.view().lastError).toMatchObject({ migration: '019_player_teams' })
+    // Rolled back: no player_teams, no ledger row for 019.
+    expect(await indexTable(db, 'player_teams')).toBeNull()
+    expect((await migrator.ledger()).map((r) => r.name)).not.toContain('019_player_teams')
+
+    await sql(db, 'ALTER INDEX ux_player_teams_team_jersey RENAME TO ux_set_aside')
+    await new Migrator({ connectionString: db.url }).up()
+    expect(await indexTable(db, 'ux_player_teams_team_jersey')).toEqual({
+      t: 'player_teams',
+      u: true,
+    })
+  })
+
+  it("a set-aside table's primary key holds the new table's key name: refused by name", async () => {
+    const db = await database('incident')
+    await sql(
+      db,
+      `CREATE TABLE player_teams (player_id int, team_id int, PRIMARY KEY (player_id, team_id));
+       ALTER TABLE player_teams RENAME TO player_teams_set_aside`,
+    )
+    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+      "player_teams_pkey is needed for a key of table player_teams, but a constraint's index on player_teams_set_aside (player_id, team_id) has that name",
+    )
+  })
+
+  it('a view where a table belongs: refused, not skipped by IF NOT EXISTS', async () => {
+    const db = await database('incident')
+    await sql(db, 'CREATE VIEW oauth_tokens AS SELECT 1 AS id')
+    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+      'oauth_tokens is needed for the table, but a view has that name',
+    )
+  })
+
+  it('a unique index in place of a unique constraint becomes the constraint', async () => {
+    const db = await database('empty', true)
+    await sql(
+      db,
+      `ALTER TABLE coaches DROP CONSTRAINT coaches_user_id_key;
+       CREATE UNIQUE INDEX coaches_user_id_key ON coaches (user_id);
+       DELETE FROM schema_migrations WHERE name = '013_coach_user_link'`,
+    )
+    const { changes, drift } = await rerun(db, '013_coach_user_link')
+    expect(changes).toContainEqual({
+      object: 'coaches_user_id_key',
+      action: 'repaired',
+      detail: { fromIndex: 'coaches_user_id_key' },
+    })
+    expect(drift).toEqual({ status: 'none', differences: [] })
+  })
+
+  it('an index of the constraint name on other columns: refused by name', async () => {
+    const db = await database('empty', true)
+    await sql(
+      db,
+      `ALTER TABLE coaches DROP CONSTRAINT coaches_user_id_key;
+       CREATE UNIQUE INDEX coaches_user_id_key ON coaches (user_id, email);
+       DELETE FROM schema_migrations WHERE name = '013_coach_user_link'`,
+    )
+    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+      'coaches_user_id_key is needed for a unique constraint on coaches (user_id), but a unique index on coaches (user_id, email) has that name',
+    )
+  })
+
+  it('a primary key named by hand is renamed; one on other columns is refused', async () => {
+    const db = await database('empty', true)
+    await sql(
+      db,
+      `ALTER TABLE games RENAME CONSTRAINT games_pkey TO pk_games;
+       DELETE FROM schema_migrations WHERE name = '004_games'`,
+    )
+    const { changes, drift } = await rerun(db, '004_games')
+    expect(changes).toContainEqual({
+      object: 'games_pkey',
+      action: 'repaired',
+      detail: { renamedFrom: 'pk_games' },
+    })
+    expect(drift).toEqual({ status: 'none', differences: [] })
+
+    await sql(
+      db,
+      `ALTER TABLE games DROP CONSTRAINT games_pkey;
+       ALTER TABLE games ADD CONSTRAINT pk_games PRIMARY KEY (id, team_id);
+       DELETE FROM schema_migrations WHERE name = '004_games'`,
+    )
+    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+      "games already has a primary key, pk_games on (id, team_id), not the chain's games_pkey on (id)",
+    )
+  })
+
+  it('an index of the chain name without its uniqueness, or on other columns, is rebuilt', async () => {
+    const db = await database('empty', true)
+    await sql(
+      db,
+      `DROP INDEX ux_player_teams_team_jersey;
+       CREATE INDEX ux_player_teams_team_jersey ON player_teams (team_id, jersey_number)
+        WHERE jersey_number IS NOT NULL;
+       DELETE FROM schema_migrations WHERE name = '019_player_teams'`,
+    )
+    const unique = await rerun(db, '019_player_teams')
+    expect(unique.changes).toContainEqual({
+      object: 'ux_player_teams_team_jersey',
+      action: 'repaired',
+    })
+    expect(unique.drift).toEqual({ status: 'none', differences: [] })
+    expect(await indexTable(db, 'ux_player_teams_team_jersey')).toEqual({
+      t: 'player_teams',
+      u: true,
+    })
+
+    await sql(
+      db,
+      `DROP INDEX ix_games_team_starts;
+       CREATE INDEX ix_games_team_starts ON games (starts_at);
+       DELETE FROM schema_migrations WHERE name = '017_games_team_starts_index'`,
+    )
+    const columns = await rerun(db, '017_games_team_starts_index')
+    expect(columns.changes).toContainEqual({ object: 'ix_games_team_starts', action: 'repaired' })
+    expect(columns.drift).toEqual({ status: 'none', differences: [] })
+  })
+})
