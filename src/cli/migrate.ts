@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { type Config, ConfigError, loadConfig } from '../config.js'
-import { errorCode, isConnectionError, StopRequestedError } from '../migrate/errors.js'
+import { errorCode, errorDetail, isConnectionError, StopRequestedError } from '../migrate/errors.js'
 import { lockHolder } from '../migrate/lock.js'
 import {
   type Inspection,
@@ -338,9 +338,12 @@ function describeFailure(err: unknown, migrator: Migrator | undefined, command: 
   // A SQLSTATE is five digits or capitals; Node's codes (ENOENT...) are not one.
   const label =
     code === null ? '' : /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : ` (${code})`
-  return new CliFailure(`${where}${text}${label}`, EXIT.failure, {
+  // PostgreSQL's DETAIL says which row to fix (`Key (…)=(…) is duplicated.`).
+  const detail = errorDetail(err)
+  return new CliFailure(`${where}${text}${label}${detail ? `: ${detail}` : ''}`, EXIT.failure, {
     code,
     migration,
+    detail,
   })
 }
 

@@ -64,11 +64,18 @@ export function isConnectionError(err: unknown): boolean {
   )
 }
 
+/** PostgreSQL's DETAIL of an error (node-postgres keeps it apart from the message), if any. */
+export function errorDetail(err: unknown): string | null {
+  const detail = (rootCause(err) as { detail?: unknown } | null)?.detail
+  return typeof detail === 'string' && detail !== '' ? detail : null
+}
+
 export function toRunError(err: unknown, migration: string | null): RunError {
   const cause = rootCause(err)
   return {
     migration: migration ?? (cause instanceof MigrationLoadError ? cause.migration : null),
     message: cause instanceof Error ? cause.message : String(cause),
     code: errorCode(cause),
+    detail: errorDetail(cause),
   }
 }

@@ -104,6 +104,8 @@ export interface RunError {
   migration: string | null
   message: string
   code: string | null
+  /** PostgreSQL's DETAIL: which row broke a constraint (`Key (team_id, jersey_number)=(2, 23) is duplicated.`). */
+  detail: string | null
 }
 
 /** A session that blocks the migration (from `pg_blocking_pids`). */

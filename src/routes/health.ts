@@ -82,7 +82,11 @@ export default async function healthRoutes(app: FastifyInstance) {
             status: reason !== 'shutting-down' && blocker === null ? 'pass' : 'fail',
             observedValue: blocker ?? 'complete',
             ...(admin && lastError
-              ? { output: `${lastError.code ?? ''} ${lastError.message}`.trim() }
+              ? {
+                  output: [lastError.code, lastError.message, lastError.detail]
+                    .filter((part) => part !== null && part !== '')
+                    .join(' '),
+                }
               : {}),
           },
         ],

@@ -30,6 +30,7 @@ const RunError = Type.Object({
   migration: Nullable(Type.String()),
   message: Type.String(),
   code: Nullable(Type.String()),
+  detail: Nullable(Type.String()),
 })
 
 export const MigrationsReport = Type.Object({

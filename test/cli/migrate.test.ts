@@ -274,6 +274,34 @@ export async function down({ context }) { await context.query('DROP TABLE t_${na
     }
   })
 
+  it("a migration the data breaks: the error carries PostgreSQL's DETAIL, the row to fix", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'migrate-cli-'))
+    try {
+      await writeFile(
+        join(dir, '001_numbers.mjs'),
+        `export async function up({ context }) { await context.query('CREATE TABLE numbers (n int); INSERT INTO numbers VALUES (7), (7)') }\n`,
+      )
+      await writeFile(
+        join(dir, '002_unique.mjs'),
+        `export async function up({ context }) { await context.query('CREATE UNIQUE INDEX ux_numbers ON numbers (n)') }\n`,
+      )
+      const env = { DATABASE_URL: (await database('empty')).url, MIGRATIONS_DIR: dir }
+      const human = await cli(['up'], env)
+      expect(human.code).toBe(1)
+      expect(human.stderr).toContain(
+        'migration 002_unique failed: could not create unique index "ux_numbers" (SQLSTATE 23505): Key (n)=(7) is duplicated.',
+      )
+      const json = await cli(['up', '--json'], env)
+      expect(JSON.parse(json.stdout).error).toMatchObject({
+        migration: '002_unique',
+        code: '23505',
+        detail: 'Key (n)=(7) is duplicated.',
+      })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('a migration that fails exits 1 and names it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'migrate-cli-'))
     try {

@@ -130,6 +130,32 @@ describe('a failing migration', () => {
   })
 })
 
+describe('a migration the data breaks', () => {
+  it("shows PostgreSQL's DETAIL, the row to fix, to the admin and in the log only", async () => {
+    const dir = await writeChain({
+      '001_numbers': `await context.query("CREATE TABLE numbers (n int); INSERT INTO numbers VALUES (7), (7)")`,
+      '002_unique': "await context.query('CREATE UNIQUE INDEX ux_numbers ON numbers (n)')",
+    })
+    const { service } = await boot({ MIGRATIONS_DIR: dir })
+    await service.waitFor(
+      '/health/ready',
+      (s, b) => s === 503 && (b as { reason: string }).reason === 'migration-failed',
+    )
+    const detail = 'Key (n)=(7) is duplicated.'
+    const report = await getJson(`${service.base}/migrations`, AUTH)
+    expect(report.body.lastError).toEqual({
+      migration: '002_unique',
+      message: 'could not create unique index "ux_numbers"',
+      code: '23505',
+      detail,
+    })
+    expect(JSON.stringify((await getJson(`${service.base}/health`, AUTH)).body)).toContain(detail)
+    expect(JSON.stringify((await getJson(`${service.base}/health`)).body)).not.toContain('Key (n)')
+    const failed = service.logs.find((l) => l.msg === 'migration failed; will retry')
+    expect((failed?.err as { detail?: string })?.detail).toBe(detail)
+  })
+})
+
 describe('six processes booting together on one empty database', () => {
   it('run each migration exactly once and all become ready', async () => {
     const db = await createTestDatabase('empty')
