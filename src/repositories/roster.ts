@@ -93,10 +93,23 @@ export function createRosterRepository(db: Queryable) {
       }
     },
 
-    /** Throws a 404 naming what is missing: the team, the player, or the entry. */
+    /**
+     * Throws a 404 naming what is missing: the team, the player, or the entry. The
+     * player's legacy `team_id` (what 023 backfilled rosters from) is cleared when it
+     * names this team: should 023 ever run again (its ledger row lost), it must not put
+     * back a player the club took off the roster.
+     */
     async remove(teamId: number, playerId: number): Promise<void> {
       const { rowCount } = await db.query(
-        'DELETE FROM player_teams WHERE team_id = $1 AND player_id = $2',
+        `WITH removed AS (
+           DELETE FROM player_teams WHERE team_id = $1 AND player_id = $2
+           RETURNING player_id, team_id
+         ), legacy AS (
+           UPDATE players p SET team_id = NULL
+             FROM removed r
+            WHERE p.id = r.player_id AND p.team_id = r.team_id
+         )
+         SELECT 1 FROM removed`,
         [teamId, playerId],
       )
       if (rowCount !== 1) {

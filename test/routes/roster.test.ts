@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Migrator } from '../../src/migrate/migrator.js'
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
 import { BAD_IDS, expectError, rowCounts } from './domain-helpers.js'
 
@@ -324,6 +325,35 @@ describe('/teams/:id/roster on the migrated incident database', () => {
         404,
         `player ${playerId} is not on the roster of team ${teamId}`,
       )
+    })
+
+    it('a player taken off a backfilled roster stays off if 023 runs again (its ledger row lost)', async () => {
+      const { rows } = await t.app.pg.query<{ player_id: number; team_id: number; other: number }>(
+        `SELECT p.id AS player_id, p.team_id,
+                (SELECT min(o.team_id) FROM players o WHERE o.team_id <> p.team_id) AS other
+           FROM players p JOIN player_teams pt ON pt.player_id = p.id AND pt.team_id = p.team_id
+          ORDER BY p.id DESC LIMIT 1`,
+      )
+      const backfilled = rows[0]
+      if (!backfilled) throw new Error('the incident database has no backfilled roster entry')
+      const { player_id: playerId, team_id: teamId, other } = backfilled
+      // On another team as well, by hand: leaving that one keeps the legacy team.
+      await put(other, playerId)
+      const off = (team: number) =>
+        t.app.inject({ method: 'DELETE', url: `/teams/${team}/roster/${playerId}`, headers: AUTH })
+      expect((await off(other)).statusCode).toBe(204)
+      const legacy = async () =>
+        (await t.app.pg.query('SELECT team_id FROM players WHERE id = $1', [playerId])).rows[0]
+          .team_id
+      expect(await legacy()).toBe(teamId)
+      expect((await off(teamId)).statusCode).toBe(204)
+      expect(await legacy()).toBeNull()
+
+      await t.app.pg.query("DELETE FROM schema_migrations WHERE name = '023_jersey_backfill'")
+      const migrator = new Migrator({ connectionString: t.db.url })
+      expect(await migrator.up()).toEqual(['023_jersey_backfill'])
+      expect((await roster(teamId)).map((e) => e.playerId)).not.toContain(playerId)
+      expect((await roster(other)).map((e) => e.playerId)).not.toContain(playerId)
     })
 
     it('answers 404 for an unknown team or player, 400 for bad ids, 401 without the token', async () => {
