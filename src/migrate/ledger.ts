@@ -53,7 +53,15 @@ export async function readLedger(client: Pick<ClientBase, 'query'>): Promise<Led
     )
     return rows.map(toRow)
   } catch (err) {
-    if ((err as { code?: string }).code === '42P01') return []
+    const code = (err as { code?: string }).code
+    if (code === '42P01') return []
+    if (code === '42703') {
+      // golang-migrate, Rails, Flyway-alikes... keep a table of this name too.
+      throw new Error(
+        `${LEDGER_TABLE} exists but is not this service's ledger (${(err as Error).message}): another migration tool's table? Rename it; this service then creates its own`,
+        { cause: err },
+      )
+    }
     throw err
   }
 }

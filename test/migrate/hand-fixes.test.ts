@@ -171,4 +171,18 @@ describe('an object of a chain name, but not the chain object', () => {
     expect(columns.changes).toContainEqual({ object: 'ix_games_team_starts', action: 'repaired' })
     expect(columns.drift).toEqual({ status: 'none', differences: [] })
   })
+
+  it("another tool's schema_migrations: refused with a message that says so", async () => {
+    const db = await database('incident')
+    await sql(
+      db,
+      'CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)',
+    )
+    const migrator = new Migrator({ connectionString: db.url })
+    await expect(migrator.up()).rejects.toThrow(
+      /^schema_migrations exists but is not this service's ledger \(column "name" does not exist\): another migration tool's table\? Rename it/,
+    )
+    await sql(db, 'ALTER TABLE schema_migrations RENAME TO golang_schema_migrations')
+    expect(await new Migrator({ connectionString: db.url }).up()).toHaveLength(23)
+  })
 })
