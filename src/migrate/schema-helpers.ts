@@ -8,6 +8,11 @@ export function ident(name: string): string {
   return `"${name}"`
 }
 
+/** A column definition's `DEFAULT <expression>`, up to the next clause. */
+const DEFAULT_CLAUSE =
+  /\bDEFAULT\s+(.+?)\s*(?=\bNOT\s+NULL\b|\bNULL\b|\bCHECK\b|\bREFERENCES\b|\bUNIQUE\b|\bPRIMARY\s+KEY\b|\bCONSTRAINT\b|$)/i
+const NOT_NULL = /\bNOT\s+NULL\b/i
+
 /** `PRIMARY KEY (a, b)` or `UNIQUE (a)`: constraints that come with an index of their name. */
 const KEY_CONSTRAINT = /^(PRIMARY KEY|UNIQUE)\s*\(([^()]+)\)$/i
 
@@ -72,16 +77,56 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
     ).rowCount === 1
 
   const ensureColumn = async (table: string, column: string, definition: string) => {
-    const found = await query(
-      `SELECT 1 FROM pg_attribute
+    const found = await query<{ notNull: boolean; hasDefault: boolean }>(
+      `SELECT attnotnull AS "notNull", atthasdef AS "hasDefault" FROM pg_attribute
         WHERE attrelid = to_regclass(quote_ident($1)) AND attname = $2 AND NOT attisdropped`,
       [table, column],
     )
-    if (found.rowCount === 1) return note({ object: `${table}.${column}`, action: 'exists' })
+    const existing = found.rows[0]
+    if (existing) return note(await completeColumn(table, column, definition, existing))
     await query(
       `ALTER TABLE ${ident(table)} ADD COLUMN IF NOT EXISTS ${ident(column)} ${definition}`,
     )
     return note({ object: `${table}.${column}`, action: 'created' })
+  }
+
+  /**
+   * A column added by hand may lack its NOT NULL or DEFAULT (`ADD COLUMN is_active
+   * boolean`): both are added, as the chain would have. NULLs already there are not
+   * guessed at: the run stops and says how many. The type is not compared (changing
+   * it could lose data); the drift report names a difference.
+   */
+  const completeColumn = async (
+    table: string,
+    column: string,
+    definition: string,
+    existing: { notNull: boolean; hasDefault: boolean },
+  ): Promise<Change> => {
+    const object = `${table}.${column}`
+    const set: string[] = []
+    const wantedDefault = DEFAULT_CLAUSE.exec(definition)?.[1]
+    if (wantedDefault !== undefined && !existing.hasDefault) {
+      await query(
+        `ALTER TABLE ${ident(table)} ALTER COLUMN ${ident(column)} SET DEFAULT ${wantedDefault}`,
+      )
+      set.push('default')
+    }
+    if (NOT_NULL.test(definition) && !existing.notNull) {
+      const { rows } = await query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${ident(table)} WHERE ${ident(column)} IS NULL`,
+      )
+      const nulls = rows[0]?.n ?? 0
+      if (nulls > 0) {
+        throw new Error(
+          `${object} exists without NOT NULL and ${nulls} rows hold NULL there; the chain defines it as "${definition}": set those rows by hand`,
+        )
+      }
+      await query(`ALTER TABLE ${ident(table)} ALTER COLUMN ${ident(column)} SET NOT NULL`)
+      set.push('not null')
+    }
+    return set.length > 0
+      ? { object, action: 'repaired', detail: { set } }
+      : { object, action: 'exists' }
   }
 
   const ensureConstraint = async (table: string, name: string, definition: string) => {

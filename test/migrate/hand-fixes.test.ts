@@ -185,4 +185,30 @@ describe('an object of a chain name, but not the chain object', () => {
     await sql(db, 'ALTER TABLE schema_migrations RENAME TO golang_schema_migrations')
     expect(await new Migrator({ connectionString: db.url }).up()).toHaveLength(23)
   })
+
+  it('a column added by hand without its NOT NULL and DEFAULT gets both; NULLs stop the run', async () => {
+    const db = await database('empty', true)
+    const strip = `ALTER TABLE teams ALTER COLUMN is_active DROP NOT NULL, ALTER COLUMN is_active DROP DEFAULT;
+       DELETE FROM schema_migrations WHERE name = '016_team_is_active'`
+    await sql(db, strip)
+    const { changes, drift } = await rerun(db, '016_team_is_active')
+    expect(changes).toEqual([
+      { object: 'teams.is_active', action: 'repaired', detail: { set: ['default', 'not null'] } },
+    ])
+    expect(drift).toEqual({ status: 'none', differences: [] })
+
+    await sql(db, strip)
+    await sql(
+      db,
+      "INSERT INTO teams (name, age_group, season, is_active) VALUES ('Nulls', 'U10', '2026', NULL)",
+    )
+    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+      'teams.is_active exists without NOT NULL and 1 rows hold NULL there; the chain defines it as "boolean NOT NULL DEFAULT true": set those rows by hand',
+    )
+    await sql(db, 'UPDATE teams SET is_active = false WHERE is_active IS NULL')
+    expect((await rerun(db, '016_team_is_active')).drift).toEqual({
+      status: 'none',
+      differences: [],
+    })
+  })
 })
