@@ -107,6 +107,16 @@ export async function buildApp(opts: AppOptions) {
     application_name: 'basketball-api',
     max: 10,
     connectionTimeoutMillis: 5000,
+    // A query stuck behind a lock is cancelled by the server (57014, answered 503); one on
+    // a connection that stopped answering (a failover, a half-open TCP connection) is
+    // given up by the client a second later, and the connection leaves the pool. Without
+    // both, such connections held every pool slot and requests waited with no end.
+    statement_timeout: config.DATABASE_QUERY_TIMEOUT_MS,
+    query_timeout: config.DATABASE_QUERY_TIMEOUT_MS + 1000,
+    // A peer that vanished without a FIN is found by TCP keepalive, not after ~15 min of
+    // retransmissions.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   })
   // An idle pooled connection that the server drops must not crash the process.
   app.pg.pool.on('error', (err) => app.log.warn({ err }, 'idle database connection lost'))

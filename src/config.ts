@@ -21,6 +21,8 @@ export const ConfigSchema = Type.Object({
   DATA_DIR: Type.String({ minLength: 1, default: '.data' }),
   MIGRATION_LOCK_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 3000 }),
   MIGRATION_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 0 }),
+  /** Longest a request's query may run (statement_timeout) or wait for an answer. */
+  DATABASE_QUERY_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
   HEALTH_CHECK_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 2000 }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 25_000 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10_485_760, default: 65_536 }),

@@ -58,8 +58,10 @@ export function isConnectionError(err: unknown): boolean {
   const code = errorCode(cause)
   if (code && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true
   const message = cause instanceof Error ? cause.message : ''
-  // 'timeout expired': pg.Client's connectionTimeoutMillis (a host that accepts and never answers).
-  return /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(
+  // 'timeout expired': pg.Client's connectionTimeoutMillis (a host that accepts and never answers);
+  // 'timeout exceeded when trying to connect': pg.Pool found no free connection in time (every
+  // one busy or stuck); 'Query read timeout': query_timeout, the server stopped answering.
+  return /Connection terminated|connection timeout|timeout expired|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error/i.test(
     message,
   )
 }

@@ -1,0 +1,139 @@
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net'
+import pg from 'pg'
+import { afterAll, describe, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { ADMIN_TOKEN, AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+
+/**
+ * The request pool when the database is there but does not answer: queries stuck
+ * behind a lock, and connections that stop passing data (a failover, a half-open TCP
+ * connection). Requests get an answer within DATABASE_QUERY_TIMEOUT_MS (and the pool's
+ * 5 s wait for a connection), 503 with Retry-After, and the pool recovers by itself.
+ */
+const cleanup: Array<() => Promise<unknown>> = []
+afterAll(async () => {
+  for (const fn of cleanup.reverse()) await fn().catch(() => {})
+})
+
+const timed = async <T>(fn: () => Promise<T>) => {
+  const started = performance.now()
+  const value = await fn()
+  return { value, ms: performance.now() - started }
+}
+
+describe('queries stuck behind a lock', () => {
+  it('are cancelled after DATABASE_QUERY_TIMEOUT_MS; a request finding the pool full gets 503 after 5 s', async () => {
+    const t: TestApp = await buildTestApp({ env: { DATABASE_QUERY_TIMEOUT_MS: '6000' } })
+    cleanup.push(() => t.close())
+    const locker = new pg.Client({ connectionString: t.db.url })
+    await locker.connect()
+    cleanup.push(() => locker.end())
+    await locker.query('BEGIN; LOCK TABLE player_teams IN ACCESS EXCLUSIVE MODE')
+
+    const roster = () => t.app.inject({ url: '/teams/2/roster', headers: AUTH })
+    // Ten take every pool connection and wait on the lock; the eleventh waits for a connection.
+    const stuck = Array.from({ length: 10 }, () => timed(roster))
+    await new Promise((r) => setTimeout(r, 200))
+    const queued = await timed(roster)
+    const probe = await t.app.inject({ url: '/health/ready' })
+    expect(probe.statusCode).toBe(200)
+
+    expect(queued.value.statusCode).toBe(503)
+    expect(queued.value.headers['retry-after']).toBe('5')
+    expect(queued.value.json()).toMatchObject({
+      message: 'the database is unavailable; try again',
+    })
+    expect(queued.ms).toBeGreaterThan(4500)
+    expect(queued.ms).toBeLessThan(6000)
+    for (const { value, ms } of await Promise.all(stuck)) {
+      expect(value.statusCode).toBe(503)
+      expect(value.json().message).toBe('the database took too long to answer; try again')
+      expect(ms).toBeGreaterThan(5500)
+      expect(ms).toBeLessThan(8000)
+    }
+    await locker.query('ROLLBACK')
+    expect((await roster()).statusCode).toBe(200)
+  })
+})
+
+/** A TCP relay to PostgreSQL that can stop passing data on the connections it has, as a failover does. */
+async function freezableProxy(target: URL) {
+  const pairs = new Set<[Socket, Socket]>()
+  const all = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname)
+    const pair: [Socket, Socket] = [client, upstream]
+    pairs.add(pair)
+    all.add(client).add(upstream)
+    client.pipe(upstream)
+    upstream.pipe(client)
+    const end = () => {
+      pairs.delete(pair)
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('error', end).on('close', end)
+    upstream.on('error', end).on('close', end)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = new URL(target)
+  url.hostname = '127.0.0.1'
+  url.port = String((server.address() as AddressInfo).port)
+  return {
+    url: url.toString(),
+    /** Existing connections stop passing data, unclosed; new ones work. */
+    freeze() {
+      const frozen = pairs.size
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream)
+        upstream.unpipe(client)
+        client.pause()
+        upstream.pause()
+      }
+      pairs.clear()
+      return frozen
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        for (const socket of all) socket.destroy()
+      }),
+  }
+}
+
+describe('connections that stop answering', () => {
+  it('are given up after the query timeout (503), leave the pool, and the next request gets a new one', async () => {
+    const db: TestDatabase = await createTestDatabase('incident')
+    cleanup.push(() => db.drop())
+    const proxy = await freezableProxy(new URL(db.url))
+    const config = loadConfig({
+      DATABASE_URL: proxy.url,
+      ADMIN_TOKEN,
+      LOG_LEVEL: 'silent',
+      DATABASE_QUERY_TIMEOUT_MS: '1000',
+      // One check at start: the readiness connection is not the subject here.
+      HEALTH_CHECK_INTERVAL_MS: '60000',
+    })
+    const app = await buildApp({ config, databaseUrl: proxy.url, adminToken: ADMIN_TOKEN })
+    // The relay first: a frozen connection's goodbye would otherwise wait forever.
+    cleanup.push(() => proxy.close().then(() => app.close()))
+    await app.ready()
+    await app.migrations.supervisor.settled()
+    expect(app.readiness.reason()).toBeNull()
+
+    const teams = () => app.inject({ url: '/teams', headers: AUTH })
+    expect((await teams()).statusCode).toBe(200)
+    expect(proxy.freeze()).toBeGreaterThan(0)
+    const stuck = await timed(teams)
+    expect(stuck.value.statusCode).toBe(503)
+    expect(stuck.value.headers['retry-after']).toBe('5')
+    expect(stuck.value.json().message).toBe('the database is unavailable; try again')
+    // query_timeout is DATABASE_QUERY_TIMEOUT_MS + 1 s.
+    expect(stuck.ms).toBeGreaterThan(1800)
+    expect(stuck.ms).toBeLessThan(4000)
+    expect(app.pg.pool.totalCount).toBe(0)
+    expect((await teams()).statusCode).toBe(200)
+  })
+})
