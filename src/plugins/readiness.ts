@@ -41,22 +41,45 @@ export default fp(
     let timer: NodeJS.Timeout | undefined
     let checking = false
 
+    const drop = async () => {
+      const broken = client
+      client = undefined
+      await broken?.end().catch(() => {})
+    }
+    /** `SELECT 1` on the check's connection, opened first when there is none. */
+    const ping = async () => {
+      if (!client) {
+        const c = new pg.Client({
+          connectionString: opts.connectionString,
+          application_name: 'basketball-api:health',
+          connectionTimeoutMillis: Math.max(500, opts.checkEveryMs),
+          query_timeout: Math.max(500, opts.checkEveryMs),
+        })
+        // A connection the server ends (a restart, pg_terminate_backend) is let go at once.
+        c.on('error', () => {
+          if (client === c) void drop()
+        })
+        client = c
+        await c.connect()
+      }
+      await client.query('SELECT 1')
+    }
+
     const check = async () => {
       if (checking) return
       checking = true
       try {
-        if (!client) {
-          const c = new pg.Client({
-            connectionString: opts.connectionString,
-            application_name: 'basketball-api:health',
-            connectionTimeoutMillis: Math.max(500, opts.checkEveryMs),
-            query_timeout: Math.max(500, opts.checkEveryMs),
-          })
-          c.on('error', () => {}) // surfaced by the next check
-          client = c
-          await c.connect()
+        const reused = client !== undefined
+        try {
+          await ping()
+        } catch (err) {
+          // A connection that was fine a period ago and failed now says little about the
+          // database (a restart that is already over, a terminated backend): one more try
+          // on a new connection before every route is turned away with 503.
+          await drop()
+          if (!reused) throw err
+          await ping()
         }
-        await client.query('SELECT 1')
         if (!db.up) {
           app.log.info('database reachable again')
           // A migration run waiting out its reconnect backoff retries now.
@@ -68,9 +91,7 @@ export default fp(
         if (db.up) app.log.error({ err }, 'database unreachable')
         db.up = false
         db.error = (err as Error).message
-        const broken = client
-        client = undefined
-        await broken?.end().catch(() => {})
+        await drop()
       } finally {
         db.checkedAt = new Date().toISOString()
         checking = false

@@ -137,3 +137,31 @@ describe('connections that stop answering', () => {
     expect((await teams()).statusCode).toBe(200)
   })
 })
+
+describe('the health check connection ended by the server, the database fine', () => {
+  it('does not turn readiness to database-unavailable: a new connection is tried first', async () => {
+    const t: TestApp = await buildTestApp({ env: { HEALTH_CHECK_INTERVAL_MS: '100' } })
+    cleanup.push(() => t.close())
+    const reasons = new Set<string | null>()
+    let watching = true
+    const watch = (async () => {
+      while (watching) {
+        reasons.add(t.app.readiness.reason())
+        await new Promise((r) => setTimeout(r, 5))
+      }
+    })()
+    const terminate = () =>
+      t.app.pg.query(
+        `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+          WHERE application_name = 'basketball-api:health' AND datname = current_database()`,
+      )
+    for (let i = 0; i < 5; i++) {
+      expect((await terminate()).rows[0].n).toBe(1)
+      await new Promise((r) => setTimeout(r, 250))
+    }
+    watching = false
+    await watch
+    expect([...reasons]).toEqual([null])
+    expect(t.app.readiness.database()).toMatchObject({ up: true, error: null })
+  })
+})
