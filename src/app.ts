@@ -66,6 +66,9 @@ export async function buildApp(opts: AppOptions) {
       ? { loggerInstance: opts.logger as FastifyBaseLogger }
       : { logger: (opts.logger as FastifyServerOptions['logger']) ?? false }),
     bodyLimit: config.BODY_LIMIT_BYTES,
+    // A request (headers and body) must arrive within 30 s (Node checks every 30 s): a
+    // client trickling a body a byte at a time does not keep its socket forever.
+    requestTimeout: 30_000,
     logController: new OneLinePerRequest(),
     // Readiness answers `shutting-down` itself while in-flight requests drain.
     return503OnClosing: false,

@@ -3,6 +3,7 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 import type { EmbeddedDatabase } from './embedded.js'
+import { trackConnections } from './lib/connections.js'
 import { createLogger } from './logger.js'
 
 /** Production entry: configuration, logger, embedded database, listen, graceful stop. */
@@ -46,6 +47,7 @@ async function main() {
     logger,
   })
 
+  const connections = trackConnections(app.server)
   closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'stopping after an uncaught error')
     else logger.info({ signal }, 'shutting down: draining requests')
@@ -53,7 +55,12 @@ async function main() {
     // Still listening while a migration in progress commits or rolls back (up to half of
     // SHUTDOWN_TIMEOUT_MS): probes get 503 shutting-down rather than a refused connection.
     await app.migrations.supervisor.stop()
-    await app.close()
+    // Requests in flight are answered; a connection without one closes as soon as it has
+    // none, instead of holding the stop until it is forced.
+    const reaper = setInterval(() => connections.closeIdle(), 100)
+    const closing = app.close()
+    connections.closeIdle()
+    await closing.finally(() => clearInterval(reaper))
     await embedded?.stop()
     logger.info('stopped')
   })

@@ -1,4 +1,5 @@
 import http from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 import { Migrator } from '../../src/migrate/migrator.js'
 import { ADMIN_TOKEN, AUTH } from '../helpers/app.js'
@@ -182,6 +183,56 @@ const SIGNAL_MS = 20
 const saysShuttingDown = (p: { at: number; status: number | string; reason?: string }) =>
   p.status === 503 &&
   (p.reason === 'shutting-down' || (p.at < SIGNAL_MS && p.reason === 'migrating'))
+
+describe('SIGTERM with connections that carry no request', () => {
+  it('closes them: one that never sent a byte, one trickling a body after its 401; exit 0 at once', async () => {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    await new Migrator({ connectionString: db.url }).up()
+    const service = await startService({
+      DATABASE_URL: db.url,
+      ADMIN_TOKEN,
+      SHUTDOWN_TIMEOUT_MS: '8000',
+    })
+    services.push(service)
+    await service.waitFor('/health/ready', (s) => s === 200)
+
+    const open = () =>
+      new Promise<Socket>((resolve, reject) => {
+        const socket = connect(service.port, '127.0.0.1', () => resolve(socket))
+        socket.on('error', reject)
+      })
+    const silent = await open()
+    const trickling = await open()
+    let answer = ''
+    trickling.setEncoding('utf8').on('data', (d: string) => {
+      answer += d
+    })
+    trickling.on('error', () => {})
+    silent.on('error', () => {})
+    trickling.write(
+      'POST /teams HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{',
+    )
+    const drip = setInterval(() => trickling.write(' '), 200)
+    try {
+      await until('the 401', async () => answer.startsWith('HTTP/1.1 401'), 5000)
+      const signalled = performance.now()
+      service.child.kill('SIGTERM')
+      const exit = await service.exited
+      const exitMs = performance.now() - signalled
+      console.log(
+        `SIGTERM with a silent and a trickling connection: exit ${exit.code} after ${Math.round(exitMs)} ms`,
+      )
+      expect(exit).toEqual({ code: 0, signal: null })
+      expect(exitMs).toBeLessThan(3000)
+      expect(service.stderr()).not.toContain('killed by timeout')
+    } finally {
+      clearInterval(drip)
+      silent.destroy()
+      trickling.destroy()
+    }
+  })
+})
 
 describe('SIGTERM in the middle of a migration', () => {
   const chain = (sleepSeconds: number) =>
