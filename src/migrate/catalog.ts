@@ -32,7 +32,7 @@ export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise
          FROM pg_attribute a
          JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p')
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-        WHERE c.relnamespace = current_schema()::regnamespace AND a.attnum > 0
+        WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND a.attnum > 0
           AND NOT a.attisdropped AND c.relname <> ALL($1) AND ${NOT_EXTENSION_MEMBER('c.oid')}
         ORDER BY 1`,
     [IGNORED],
@@ -40,7 +40,7 @@ export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise
   const constraints = await client.query<{ line: string }>(
     `SELECT format('%s %s %s', c.relname, k.conname, pg_get_constraintdef(k.oid)) AS line
          FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-        WHERE c.relnamespace = current_schema()::regnamespace AND c.relname <> ALL($1)
+        WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND c.relname <> ALL($1)
           AND k.contype <> 'n' AND ${NOT_EXTENSION_MEMBER('c.oid')}
         ORDER BY 1`,
     [IGNORED],
@@ -49,7 +49,7 @@ export async function schemaSnapshot(client: Pick<ClientBase, 'query'>): Promise
     `SELECT format('%s%s', pg_get_indexdef(i.indexrelid),
                      CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END) AS line
          FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
-        WHERE t.relnamespace = current_schema()::regnamespace AND t.relname <> ALL($1)
+        WHERE t.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND t.relname <> ALL($1)
           AND ${NOT_EXTENSION_MEMBER('t.oid')}
         ORDER BY 1`,
     [IGNORED],

@@ -56,7 +56,17 @@ export async function readLedger(client: Pick<ClientBase, 'query'>): Promise<Led
     const code = (err as { code?: string }).code
     if (code === '42P01') return []
     if (code === '42703') {
-      // golang-migrate, Rails, Flyway-alikes... keep a table of this name too.
+      // golang-migrate, Rails, dbmate... keep a table of this name too. One further along
+      // the search_path belongs to another application: this chain's ledger is not there
+      // yet (the run creates it in the current schema). One in the current schema is in
+      // the way.
+      const { rows } = await client
+        .query<{ here: boolean }>(
+          `SELECT c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AS here
+           FROM pg_class c WHERE c.oid = to_regclass('${LEDGER_TABLE}')`,
+        )
+        .catch(() => ({ rows: [] as Array<{ here: boolean }> }))
+      if (rows[0]?.here === false) return []
       throw new Error(
         `${LEDGER_TABLE} exists but is not this service's ledger (${(err as Error).message}): another migration tool's table? Rename it; this service then creates its own`,
         { cause: err },

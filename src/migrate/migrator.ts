@@ -649,16 +649,28 @@ export class Migrator {
     // A connection that dies while idle must not take the process down with it.
     client.on('error', (err) => this.opts.logger.warn({ err, role }, 'migration connection error'))
     await client.connect()
-    // The chain lives where its ledger is (else the legacy stamp): when that schema is
-    // on the search_path but is not the one objects are created in (PostgreSQL 15's
-    // advice, a schema named after the role, puts `"$user"` ahead of `public`), put it
-    // first. Otherwise every existence check would look in the empty schema, and the
-    // chain would build a second, empty copy of the tables (and of the ledger) there.
+    // PostgreSQL 15's advice for securing `public`, a schema named after the role, puts
+    // `"$user"` ahead of `public`: objects are then created in that empty schema while
+    // the club's tables are in `public`, every existence check would look in the wrong
+    // place, and the chain would build a second, empty copy of the tables (and of the
+    // ledger) that every unqualified query then reads. So when the current schema is the
+    // role's own and this service's ledger (it has a `checksum` column), else the legacy
+    // stamp beside the club's `players`, is found further along the search_path, that
+    // schema goes first. Nothing else moves: a `schema_migrations` or `alembic_version` of
+    // another application elsewhere on the path is none of this chain's business.
     await client.query(
       `SET statement_timeout = ${Math.trunc(this.opts.statementTimeoutMs)};
        SELECT set_config('search_path', quote_ident(n.nspname) || ', ' || current_setting('search_path'), false)
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.oid = coalesce(to_regclass('${LEDGER_TABLE}'), to_regclass('alembic_version'))
+        WHERE c.oid = coalesce(
+                (SELECT l.oid FROM pg_class l
+                  WHERE l.oid = to_regclass('${LEDGER_TABLE}')
+                    AND EXISTS (SELECT 1 FROM pg_attribute a
+                                 WHERE a.attrelid = l.oid AND a.attname = 'checksum' AND NOT a.attisdropped)),
+                (SELECT v.oid FROM pg_class v
+                  WHERE v.oid = to_regclass('alembic_version')
+                    AND v.relnamespace = (SELECT p.relnamespace FROM pg_class p WHERE p.oid = to_regclass('players'))))
+          AND current_schema() = current_user
           AND n.nspname IS DISTINCT FROM current_schema()`,
     )
     // Without it a backend notices a dead client only when it next writes to it: a killed

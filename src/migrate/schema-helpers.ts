@@ -71,7 +71,7 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
     (
       await query(
         `SELECT 1 FROM pg_class
-          WHERE relname = $1 AND relnamespace = current_schema()::regnamespace AND relkind IN ('r', 'p')`,
+          WHERE relname = $1 AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND relkind IN ('r', 'p')`,
         [table],
       )
     ).rowCount === 1
@@ -212,7 +212,7 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
            FROM pg_class c
            LEFT JOIN pg_index i ON i.indexrelid = c.oid
            LEFT JOIN pg_class t ON t.oid = i.indrelid
-          WHERE c.relname = ANY($1) AND c.relnamespace = current_schema()::regnamespace`,
+          WHERE c.relname = ANY($1) AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())`,
         [names],
       )
     ).rows

@@ -118,3 +118,59 @@ it('a schema named after the role does not get a second, empty copy of the chain
     await incident.drop()
   }
 })
+
+// ...and only then: another application's tables further along the search_path are left
+// alone, whatever they are called.
+it.each([
+  ['an Alembic stamp', 'CREATE TABLE public.alembic_version (version_num varchar(32) PRIMARY KEY)'],
+  [
+    'a Rails-style schema_migrations',
+    'CREATE TABLE public.schema_migrations (version varchar PRIMARY KEY)',
+  ],
+])(
+  'another application in public with %s: the chain stays in the current schema',
+  async (_what, theirs) => {
+    const other = await createTestDatabase('empty')
+    try {
+      await withClient(other.url, (c) =>
+        c.query(`CREATE SCHEMA club; ALTER DATABASE ${other.name} SET search_path = club, public;
+               ${theirs};
+               CREATE TABLE public.users (id serial PRIMARY KEY, email text, display_name text)`),
+      )
+      const migrator = new Migrator({ connectionString: other.url })
+      expect(await migrator.up()).toHaveLength(23)
+      const found = await withClient(other.url, async (c) => ({
+        club: Number(
+          (await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'club'")).rows[0]
+            .n,
+        ),
+        theirUsers: (
+          await c.query(
+            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) AS cols FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'users'",
+          )
+        ).rows[0].cols,
+      }))
+      expect(found).toEqual({ club: 12, theirUsers: 'id,email,display_name' })
+      expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
+    } finally {
+      await other.drop()
+    }
+  },
+)
+
+it('a schema whose name needs quoting ("Club Data") holds the chain with no drift', async () => {
+  const other = await createTestDatabase('empty')
+  try {
+    await withClient(other.url, (c) =>
+      c.query(
+        `CREATE SCHEMA "Club Data"; ALTER DATABASE ${other.name} SET search_path = "Club Data"`,
+      ),
+    )
+    const migrator = new Migrator({ connectionString: other.url })
+    expect(await migrator.up()).toHaveLength(23)
+    expect(await migrator.up()).toEqual([])
+    expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
+  } finally {
+    await other.drop()
+  }
+})
