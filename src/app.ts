@@ -110,11 +110,10 @@ export async function buildApp(opts: AppOptions) {
     application_name: 'basketball-api',
     max: 10,
     connectionTimeoutMillis: 5000,
-    // A query stuck behind a lock is cancelled by the server (57014, answered 503); one on
-    // a connection that stopped answering (a failover, a half-open TCP connection) is
-    // given up by the client a second later, and the connection leaves the pool. Without
-    // both, such connections held every pool slot and requests waited with no end.
-    statement_timeout: config.DATABASE_QUERY_TIMEOUT_MS,
+    // A query on a connection that stopped answering (a failover, a half-open TCP
+    // connection) is given up by the client, and the connection leaves the pool; without
+    // it such connections held every pool slot and requests waited with no end. (The
+    // server-side statement_timeout, set below, comes a second earlier.)
     query_timeout: config.DATABASE_QUERY_TIMEOUT_MS + 1000,
     // A peer that vanished without a FIN is found by TCP keepalive, not after ~15 min of
     // retransmissions.
@@ -123,6 +122,14 @@ export async function buildApp(opts: AppOptions) {
   })
   // An idle pooled connection that the server drops must not crash the process.
   app.pg.pool.on('error', (err) => app.log.warn({ err }, 'idle database connection lost'))
+  // A query stuck behind a lock is cancelled by the server (57014, answered 503), and its
+  // backend does not linger. A SET, not a startup parameter: PgBouncer refuses unknown
+  // startup parameters. Queued ahead of the query the connection was opened for.
+  app.pg.pool.on('connect', (client) => {
+    client
+      .query(`SET statement_timeout = ${config.DATABASE_QUERY_TIMEOUT_MS}`)
+      .catch((err: unknown) => app.log.warn({ err }, 'could not set statement_timeout'))
+  })
   await app.register(migrations, {
     connectionString: opts.migrationDatabaseUrl ?? opts.databaseUrl,
     migrationsDir: config.MIGRATIONS_DIR,
