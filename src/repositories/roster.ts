@@ -100,10 +100,16 @@ export function createRosterRepository(db: Queryable) {
      * back a player the club took off the roster.
      */
     async remove(teamId: number, playerId: number): Promise<void> {
+      // The player's row is locked before the roster row, the order in which deleting a
+      // player or a team locks them (the delete, then its cascades): the other order
+      // deadlocked against them (40P01) under a race.
       const { rowCount } = await db.query(
-        `WITH removed AS (
-           DELETE FROM player_teams WHERE team_id = $1 AND player_id = $2
-           RETURNING player_id, team_id
+        `WITH player AS (
+           SELECT id FROM players WHERE id = $2 FOR NO KEY UPDATE
+         ), removed AS (
+           DELETE FROM player_teams pt USING player
+            WHERE pt.team_id = $1 AND pt.player_id = player.id
+           RETURNING pt.player_id, pt.team_id
          ), legacy AS (
            UPDATE players p SET team_id = NULL
              FROM removed r
