@@ -8,13 +8,45 @@ export function ident(name: string): string {
   return `"${name}"`
 }
 
-/** A column definition's `DEFAULT <expression>`, up to the next clause. */
-const DEFAULT_CLAUSE =
-  /\bDEFAULT\s+(.+?)\s*(?=\bNOT\s+NULL\b|\bNULL\b|\bCHECK\b|\bREFERENCES\b|\bUNIQUE\b|\bPRIMARY\s+KEY\b|\bCONSTRAINT\b|$)/i
-const NOT_NULL = /\bNOT\s+NULL\b/i
+/**
+ * What a column definition asks of NOT NULL and DEFAULT, when it is plain enough to tell
+ * without PostgreSQL's parser: a type, `NOT NULL`, `DEFAULT <expression>`, in any order.
+ * Null for anything else (CHECK, REFERENCES, identity, generated, collation...): such a
+ * column is left as it is found. Quoted text is masked first, so that `DEFAULT 'not null'`
+ * is an expression and not a clause.
+ */
+export function columnClauses(
+  definition: string,
+): { notNull: boolean; defaultExpression: string | null } | null {
+  const text = definition.trim()
+  const masked = text.replace(/'(?:[^']|'')*'/g, (m) => `'${'x'.repeat(m.length - 2)}'`)
+  if (/\b(?:CHECK|REFERENCES|GENERATED|IDENTITY|UNIQUE|PRIMARY|COLLATE|CONSTRAINT)\b/i.test(masked))
+    return null
+  const at = /\bDEFAULT\b/i.exec(masked)
+  const head = at ? masked.slice(0, at.index) : masked
+  let notNull = /\bNOT\s+NULL\b/i.test(head)
+  let defaultExpression: string | null = null
+  if (at) {
+    let end = masked.length
+    const trailing = /\s+(NOT\s+)?NULL\s*$/i.exec(masked.slice(at.index + at[0].length))
+    if (trailing) {
+      end = at.index + at[0].length + trailing.index
+      if (trailing[1]) notNull = true
+    }
+    const expression = text.slice(at.index + at[0].length, end).trim()
+    if (expression === '' || /^NULL$/i.test(expression)) {
+      if (expression === '' && !trailing) return null
+    } else {
+      defaultExpression = expression
+    }
+  }
+  return { notNull, defaultExpression }
+}
 
 /** `PRIMARY KEY (a, b)` or `UNIQUE (a)`: constraints that come with an index of their name. */
 const KEY_CONSTRAINT = /^(PRIMARY KEY|UNIQUE)\s*\(([^()]+)\)$/i
+/** Constraints that come with an index of their name, whatever follows (DEFERRABLE...). */
+const INDEXED_CONSTRAINT = /^(?:PRIMARY\s+KEY|UNIQUE|EXCLUDE)\b/i
 
 /** SQL: the column names of the index `oid`, in key order (NULL for an expression). */
 const KEY_COLUMNS = (oid: string) =>
@@ -103,15 +135,17 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
     existing: { notNull: boolean; hasDefault: boolean },
   ): Promise<Change> => {
     const object = `${table}.${column}`
+    const clauses = columnClauses(definition)
+    if (!clauses) return { object, action: 'exists' }
     const set: string[] = []
-    const wantedDefault = DEFAULT_CLAUSE.exec(definition)?.[1]
-    if (wantedDefault !== undefined && !existing.hasDefault) {
+    const wantedDefault = clauses.defaultExpression
+    if (wantedDefault !== null && !existing.hasDefault) {
       await query(
         `ALTER TABLE ${ident(table)} ALTER COLUMN ${ident(column)} SET DEFAULT ${wantedDefault}`,
       )
       set.push('default')
     }
-    if (NOT_NULL.test(definition) && !existing.notNull) {
+    if (clauses.notNull && !existing.notNull) {
       const { rows } = await query<{ n: number }>(
         `SELECT count(*)::int AS n FROM ${ident(table)} WHERE ${ident(column)} IS NULL`,
       )
@@ -174,6 +208,12 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
             `${table} already has a primary key, ${pk.name} on (${pk.columns.join(', ')}), not the chain's ${name} on (${columns.join(', ')}): drop or change it by hand`,
           )
         }
+        const taken = await relationNamed(name)
+        if (taken) {
+          throw new Error(
+            `${table}'s primary key ${pk.name} should be named ${name}, but ${describeRelation(taken)} has that name: rename or drop it by hand`,
+          )
+        }
         await query(
           `ALTER TABLE ${ident(table)} RENAME CONSTRAINT ${ident(pk.name)} TO ${ident(name)}`,
         )
@@ -195,9 +235,17 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
         `${name} is needed for a ${kind === 'p' ? 'primary key' : 'unique constraint'} on ${table} (${columns.join(', ')}), but ${describeRelation(other)} has that name: rename or drop it by hand`,
       )
     }
-    await query(
-      `ALTER TABLE ${ident(table)} ADD CONSTRAINT ${ident(name)} UNIQUE USING INDEX ${ident(name)}`,
-    )
+    try {
+      await query(
+        `ALTER TABLE ${ident(table)} ADD CONSTRAINT ${ident(name)} UNIQUE USING INDEX ${ident(name)}`,
+      )
+    } catch (err) {
+      // A descending column, another operator class or collation: PostgreSQL says no.
+      throw new Error(
+        `${name} is needed for a unique constraint on ${table} (${columns.join(', ')}), and the unique index of that name cannot become it (${(err as Error).message}): rename or drop it by hand`,
+        { cause: err },
+      )
+    }
     return { object: name, action: 'repaired', detail: { fromIndex: name } }
   }
 
@@ -207,7 +255,8 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
       await query<RelationInfo>(
         `SELECT c.relname AS name, c.relkind AS kind, t.relname AS table, i.indisunique AS unique,
                 i.indisvalid AS valid, (i.indpred IS NULL AND i.indexprs IS NULL) AS plain,
-                EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid) AS owned,
+                EXISTS (SELECT 1 FROM pg_constraint k
+                         WHERE k.conindid = c.oid AND k.contype IN ('p', 'u', 'x')) AS owned,
                 ${KEY_COLUMNS('c.oid')} AS columns
            FROM pg_class c
            LEFT JOIN pg_index i ON i.indexrelid = c.oid
@@ -224,7 +273,7 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
       if (!(await tableExists(name))) {
         // The table's name and its keys' (each comes with an index of that name) must be
         // free: CREATE TABLE IF NOT EXISTS would skip a view of that name without a word.
-        const keys = constraints.filter(([, def]) => KEY_CONSTRAINT.test(def.trim()))
+        const keys = constraints.filter(([, def]) => INDEXED_CONSTRAINT.test(def.trim()))
         const [other] = await relationsNamed([name, ...keys.map(([cname]) => cname)])
         if (other) {
           const role = other.name === name ? 'the table' : `a key of table ${name}`
@@ -273,12 +322,30 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
           !columns.every((c) => /^[a-z_][a-z0-9_]*$/.test(c)) ||
           sameColumns(existing.columns ?? [], columns))
       if (existing && fits) return note({ object: name, action: 'exists' })
+      const unique = index.unique ? 'UNIQUE ' : ''
+      if (existing?.valid && index.concurrently) {
+        // A working index that is not the chain's: build the chain's beside it, then swap.
+        // Outside a transaction, dropping first would leave no index at all (or an INVALID
+        // one) when the build fails on the data, on every retry.
+        const temp = `${name.slice(0, 55)}_rebuild`
+        await query(`DROP INDEX CONCURRENTLY IF EXISTS ${ident(temp)}`)
+        try {
+          await query(
+            `CREATE ${unique}INDEX CONCURRENTLY ${ident(temp)} ON ${ident(index.table)} ${index.definition}`,
+          )
+        } catch (err) {
+          await query(`DROP INDEX CONCURRENTLY IF EXISTS ${ident(temp)}`).catch(() => {})
+          throw err
+        }
+        await query(`DROP INDEX CONCURRENTLY ${ident(name)}`)
+        await query(`ALTER INDEX ${ident(temp)} RENAME TO ${ident(name)}`)
+        return note({ object: name, action: 'repaired' })
+      }
       if (existing) {
         // A CREATE INDEX CONCURRENTLY that was killed leaves an INVALID index behind, and a
         // hand-made one may lack (or add) uniqueness: rebuild it as the chain defines it.
         await query(`DROP INDEX${concurrently} IF EXISTS ${ident(name)}`)
       }
-      const unique = index.unique ? 'UNIQUE ' : ''
       await query(
         `CREATE ${unique}INDEX${concurrently} IF NOT EXISTS ${ident(name)} ON ${ident(index.table)} ${index.definition}`,
       )
