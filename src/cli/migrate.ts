@@ -1,7 +1,13 @@
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { type Config, ConfigError, loadConfig } from '../config.js'
-import { errorCode, errorDetail, isConnectionError, StopRequestedError } from '../migrate/errors.js'
+import {
+  errorCode,
+  errorDetail,
+  isConnectionError,
+  MigrationLoadError,
+  StopRequestedError,
+} from '../migrate/errors.js'
 import { lockHolder } from '../migrate/lock.js'
 import {
   type Inspection,
@@ -330,7 +336,9 @@ function describeFailure(err: unknown, migrator: Migrator | undefined, command: 
     return new CliFailure(`cannot reach the database: ${text}`, EXIT.failure, { code })
   if (code === '28P01' || code === '28000')
     return new CliFailure(`the database refused the credentials: ${text}`, EXIT.failure, { code })
-  const migration = migrator?.view().lastError?.migration ?? null
+  const migration =
+    migrator?.view().lastError?.migration ??
+    (err instanceof MigrationLoadError ? err.migration : null)
   const where =
     migration && !text.startsWith(`migration ${migration} `)
       ? `migration ${migration} failed: `
@@ -476,10 +484,11 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     stderr(failure.message)
     if (json && !(err instanceof CliFailure && command === 'verify')) {
       const committed = command === 'up' ? { applied: applied.map((a) => a.migration) } : {}
+      const usage = failure.exitCode === EXIT.usage ? { code: 'USAGE' } : {}
       out.document({
         command,
         ...committed,
-        error: { message: failure.message, ...failure.details },
+        error: { message: failure.message, ...usage, ...failure.details },
       })
     }
     return failure.exitCode

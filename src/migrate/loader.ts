@@ -58,7 +58,7 @@ export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
   const files = (await readdir(root))
     .filter((file) => MODULE_FILE.test(file))
     .map((file) => ({ file, name: file.replace(EXTENSION, '') }))
-    .sort((a, b) => compareNames(a.name, b.name))
+    .sort((a, b) => compareNames(a.name, b.name) || compareNames(a.file, b.file))
   const manifestPath = join(root, CHECKSUM_MANIFEST)
   const manifest: Record<string, string> = existsSync(manifestPath)
     ? JSON.parse(await readFile(manifestPath, 'utf8'))

@@ -158,9 +158,14 @@ export class Migrator {
     return this.withClient('ledger', (client) => readLedger(client))
   }
 
-  /** Names of the chain's migrations that the ledger does not list. */
+  /**
+   * Names of the chain's migrations that the ledger does not list. Rejects while a
+   * migration has a `problem`: a replica that does not migrate must not call that ready.
+   */
   async pending(rows?: LedgerRow[]): Promise<string[]> {
     const [migrations, ledger] = await Promise.all([this.migrations(), rows ?? this.ledger()])
+    const broken = migrations.find((m) => m.problem)
+    if (broken?.problem) throw new MigrationLoadError(broken.name, broken.problem)
     const done = new Set(ledger.map((r) => r.name))
     return migrations.filter((m) => !done.has(m.name)).map((m) => m.name)
   }

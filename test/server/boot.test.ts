@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -212,6 +212,28 @@ describe('MIGRATE_ON_BOOT=false', () => {
     const { Migrator } = await import('../../src/migrate/migrator.js')
     await new Migrator({ connectionString: db.url }).up()
     await service.waitFor('/health/ready', (s) => s === 200, 15_000)
+  })
+})
+
+describe('MIGRATE_ON_BOOT=false with two files of one migration name', () => {
+  it('is not ready, though the ledger lists the migration: which file was meant is unknown', async () => {
+    const dir = await writeChain({ '001_one': "await context.query('SELECT 1')" })
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const { Migrator } = await import('../../src/migrate/migrator.js')
+    await new Migrator({ connectionString: db.url, migrationsDir: dir }).up()
+    await writeFile(join(dir, '001_one.js'), 'module.exports = { async up() {} }\n')
+    const service = await startService({
+      DATABASE_URL: db.url,
+      ADMIN_TOKEN,
+      MIGRATE_ON_BOOT: 'false',
+      MIGRATIONS_DIR: dir,
+    })
+    services.push(service)
+    await service.waitFor('/health/ready', (s, b) => s === 503 && b.reason === 'migration-failed')
+    const report = await getJson(`${service.base}/migrations`, AUTH)
+    expect(report.body.lastError).toMatchObject({ migration: '001_one' })
+    expect(report.body.lastError.message).toContain('(001_one.js, 001_one.mjs): remove all but one')
   })
 })
 
