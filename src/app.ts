@@ -10,7 +10,7 @@ import Fastify, {
 import type { Config } from './config.js'
 import { LazyCompilers } from './lib/validators.js'
 import auth from './plugins/auth.js'
-import errors from './plugins/errors.js'
+import errors, { rejectionOf } from './plugins/errors.js'
 import metrics from './plugins/metrics.js'
 import migrations from './plugins/migrations.js'
 import readiness from './plugins/readiness.js'
@@ -40,17 +40,25 @@ export interface AppOptions {
   logger?: FastifyBaseLogger | FastifyServerOptions['logger']
 }
 
-/** One log line per request, with the request in it, instead of Fastify's two. */
+/**
+ * One log line per request, with the request in it, instead of Fastify's two; a request
+ * refused with a 4xx carries why in that line (`rejected`), and a 404 writes no line of
+ * its own: a flood of bad requests writes one line per request, not two.
+ */
 class OneLinePerRequest extends LogController {
   override incomingRequest() {}
+
+  override routeNotFound() {}
 
   override requestCompleted(
     error: Error | null | undefined,
     request: FastifyRequest,
     reply: FastifyReply,
   ) {
+    const rejected = rejectionOf(request)
     const line = { req: request, res: reply, responseTime: reply.elapsedTime }
     if (error) reply.log.error({ ...line, err: error }, 'request errored')
+    else if (rejected) reply.log.info({ ...line, rejected }, 'request completed')
     else reply.log.info(line, 'request completed')
   }
 }

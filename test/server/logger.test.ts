@@ -23,6 +23,7 @@ describe('request logging', () => {
       { url: `/teams?token=none`, headers: { authorization: `Basic ${ADMIN_TOKEN}` }, status: 401 },
       { url: '/teams/abc', headers: AUTH, status: 400 },
       { url: '/teams/999999/roster', headers: AUTH, status: 404 },
+      { url: `/no/such/route/${'x'.repeat(200)}`, headers: AUTH, status: 404 },
       {
         url: '/players',
         method: 'POST' as const,
@@ -37,6 +38,9 @@ describe('request logging', () => {
     }
 
     const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+    // One line per request, whatever its outcome: no "request rejected" or "Route … not
+    // found" line beside the access line (a flood of bad requests would write two each).
+    expect(parsed).toHaveLength(calls.length)
     const perRequest = parsed.filter((l) => typeof l.req === 'object')
     expect(perRequest.map((l) => (l.res as { statusCode: number }).statusCode)).toEqual(
       calls.map((c) => c.status),
@@ -54,6 +58,12 @@ describe('request logging', () => {
         expect.arrayContaining(Object.keys(line.req as object)),
       )
     }
+    // A 4xx from the error handler says why in that line.
+    expect(perRequest[3]?.rejected).toEqual({
+      code: 'FST_ERR_VALIDATION',
+      message: 'params/id must be integer',
+    })
+    expect(perRequest[4]?.rejected).toMatchObject({ message: 'team 999999 not found' })
     const text = lines.join('')
     expect(text).not.toContain(ADMIN_TOKEN)
     expect(text.toLowerCase()).not.toContain('authorization')
