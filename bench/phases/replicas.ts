@@ -161,7 +161,7 @@ export async function replicas(ctx: Context): Promise<PhaseResult> {
           `the last replica was ready ${fmt(lag, 0)} ms after the one that applied the chain (waiting replicas are notified of the release and read the ledger)`,
       },
       {
-        figure: `floor: ${REPLICAS} bare processes together (ms)`,
+        figure: `reference: ${REPLICAS} bare processes together (ms)`,
         service: fmt(bareAll, 0),
         baseline: fmt(bareOne, 0),
         ratio: bareAll / bareOne,
