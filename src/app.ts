@@ -7,6 +7,7 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify'
+import type { ClientBase } from 'pg'
 import type { Config } from './config.js'
 import { LazyCompilers } from './lib/validators.js'
 import auth from './plugins/auth.js'
@@ -123,6 +124,15 @@ export async function buildApp(opts: AppOptions) {
     // it such connections held every pool slot and requests waited with no end. (The
     // server-side statement_timeout, set below, comes a second earlier.)
     query_timeout: config.DATABASE_QUERY_TIMEOUT_MS + 1000,
+    // A query stuck behind a lock is cancelled by the server (57014, answered 503), and its
+    // backend does not linger. A SET, not a startup parameter: PgBouncer refuses unknown
+    // startup parameters. pg-pool awaits it before handing the connection out, and a
+    // connection it fails on is not handed out at all.
+    // (@types/pg says the hook returns void; pg-pool 3.14 awaits what it returns.)
+    onConnect: ((client: ClientBase) =>
+      client.query(`SET statement_timeout = ${config.DATABASE_QUERY_TIMEOUT_MS}`)) as (
+      client: ClientBase,
+    ) => void,
     // A peer that vanished without a FIN is found by TCP keepalive, not after ~15 min of
     // retransmissions.
     keepAlive: true,
@@ -130,14 +140,6 @@ export async function buildApp(opts: AppOptions) {
   })
   // An idle pooled connection that the server drops must not crash the process.
   app.pg.pool.on('error', (err) => app.log.warn({ err }, 'idle database connection lost'))
-  // A query stuck behind a lock is cancelled by the server (57014, answered 503), and its
-  // backend does not linger. A SET, not a startup parameter: PgBouncer refuses unknown
-  // startup parameters. Queued ahead of the query the connection was opened for.
-  app.pg.pool.on('connect', (client) => {
-    client
-      .query(`SET statement_timeout = ${config.DATABASE_QUERY_TIMEOUT_MS}`)
-      .catch((err: unknown) => app.log.warn({ err }, 'could not set statement_timeout'))
-  })
   await app.register(migrations, {
     connectionString: opts.migrationDatabaseUrl ?? opts.databaseUrl,
     migrationsDir: config.MIGRATIONS_DIR,

@@ -39,7 +39,9 @@ export default fp(
     const db = { up: true, error: null as string | null, checkedAt: null as string | null }
     let client: pg.Client | undefined
     let timer: NodeJS.Timeout | undefined
-    let checking = false
+    /** The check in progress, awaited on close; none opens a connection after close. */
+    let running: Promise<void> | undefined
+    let closed = false
 
     const drop = async () => {
       const broken = client
@@ -48,26 +50,33 @@ export default fp(
     }
     /** `SELECT 1` on the check's connection, opened first when there is none. */
     const ping = async () => {
-      if (!client) {
-        const c = new pg.Client({
+      let c = client
+      if (!c) {
+        if (closed) throw new Error('the service is closing')
+        const opened = new pg.Client({
           connectionString: opts.connectionString,
           application_name: 'basketball-api:health',
           connectionTimeoutMillis: Math.max(500, opts.checkEveryMs),
           query_timeout: Math.max(500, opts.checkEveryMs),
         })
         // A connection the server ends (a restart, pg_terminate_backend) is let go at once.
-        c.on('error', () => {
-          if (client === c) void drop()
+        opened.on('error', () => {
+          if (client === opened) void drop()
         })
-        client = c
-        await c.connect()
+        client = opened
+        c = opened
+        await opened.connect()
       }
-      await client.query('SELECT 1')
+      await c.query('SELECT 1')
     }
 
-    const check = async () => {
-      if (checking) return
-      checking = true
+    const check = () => {
+      running ??= checkOnce().finally(() => {
+        running = undefined
+      })
+      return running
+    }
+    const checkOnce = async () => {
       try {
         const reused = client !== undefined
         try {
@@ -88,13 +97,13 @@ export default fp(
         db.up = true
         db.error = null
       } catch (err) {
+        if (closed) return // ended by close, not by the database
         if (db.up) app.log.error({ err }, 'database unreachable')
         db.up = false
         db.error = (err as Error).message
         await drop()
       } finally {
         db.checkedAt = new Date().toISOString()
-        checking = false
       }
     }
 
@@ -144,8 +153,12 @@ export default fp(
       shuttingDown = true
     })
     app.addHook('onClose', async () => {
+      closed = true
       clearInterval(timer)
-      await client?.end().catch(() => {})
+      // Ending the connection ends a check in progress; its retry then opens nothing.
+      await drop()
+      await running
+      await drop()
     })
   },
   { name: 'readiness', dependencies: ['migrations'] },

@@ -35,7 +35,9 @@ describe('queries stuck behind a lock', () => {
     const roster = () => t.app.inject({ url: '/teams/2/roster', headers: AUTH })
     // Ten take every pool connection and wait on the lock; the eleventh waits for a connection.
     const stuck = Array.from({ length: 10 }, () => timed(roster))
-    await new Promise((r) => setTimeout(r, 200))
+    const pool = t.app.pg.pool
+    for (let i = 0; i < 500 && !(pool.totalCount === 10 && pool.idleCount === 0); i++)
+      await new Promise((r) => setTimeout(r, 10))
     const queued = await timed(roster)
     const probe = await t.app.inject({ url: '/health/ready' })
     expect(probe.statusCode).toBe(200)
@@ -163,5 +165,36 @@ describe('the health check connection ended by the server, the database fine', (
     await watch
     expect([...reasons]).toEqual([null])
     expect(t.app.readiness.database()).toMatchObject({ up: true, error: null })
+  })
+})
+
+describe('the health check connection stops answering, new connections work (a failover)', () => {
+  it('readiness stays ready: the check gives the old connection up and one new connection answers', async () => {
+    const db: TestDatabase = await createTestDatabase('incident')
+    cleanup.push(() => db.drop())
+    const proxy = await freezableProxy(new URL(db.url))
+    const config = loadConfig({
+      DATABASE_URL: proxy.url,
+      ADMIN_TOKEN,
+      LOG_LEVEL: 'silent',
+      HEALTH_CHECK_INTERVAL_MS: '300',
+    })
+    const app = await buildApp({ config, databaseUrl: proxy.url, adminToken: ADMIN_TOKEN })
+    cleanup.push(() => proxy.close().then(() => app.close()))
+    await app.ready()
+    await app.migrations.supervisor.settled()
+    await new Promise((r) => setTimeout(r, 400)) // a check has opened its connection
+    expect(app.readiness.reason()).toBeNull()
+
+    const reasons = new Set<string | null>()
+    expect(proxy.freeze()).toBeGreaterThan(0)
+    // The check's SELECT 1 times out after 500 ms on the frozen connection; then a new one.
+    const until = Date.now() + 2500
+    while (Date.now() < until) {
+      reasons.add(app.readiness.reason())
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    expect([...reasons]).toEqual([null])
+    expect(app.readiness.database()).toMatchObject({ up: true })
   })
 })
