@@ -57,9 +57,9 @@ async function main() {
     await app.migrations.supervisor.stop()
     // Requests in flight are answered; a connection without one closes as soon as it has
     // none, instead of holding the stop until it is forced.
-    const reaper = setInterval(() => connections.closeIdle(), 100)
+    const reaper = setInterval(() => connections.drainPass(), 100)
+    connections.drainPass()
     const closing = app.close()
-    connections.closeIdle()
     await closing.finally(() => clearInterval(reaper))
     await embedded?.stop()
     logger.info('stopped')

@@ -1,16 +1,28 @@
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 
-/** What Node's http server keeps on a socket while a response is in progress. */
-type HttpSocket = Socket & { _httpMessage?: { writableFinished: boolean } | null }
+/**
+ * What Node's http server keeps on a socket: the response in progress (`_httpMessage`,
+ * set once a request's headers are in, cleared when its response is done), and the
+ * parser with the request it last read (`parser.incoming`). Node's own
+ * `closeIdleConnections()` reads the same fields.
+ */
+type HttpSocket = Socket & {
+  _httpMessage?: {
+    writableFinished: boolean
+    headersSent: boolean
+    setHeader(name: string, value: string): void
+  } | null
+  parser?: { incoming?: { complete: boolean } | null } | null
+}
 
 /**
- * The HTTP server's sockets, so that a stop can close every one that carries no
- * response in progress. Node's own `closeIdleConnections()` (run once by
- * `server.close()`) leaves a connection that never sent a request, or one whose
- * answer went out while its body still trickles in: either held a graceful stop
- * for its whole budget and made it exit 1. Per connection, not per request: a
- * keep-alive client costs nothing per request.
+ * The HTTP server's sockets, so that a graceful stop does not wait on connections that
+ * will never finish by themselves. `server.close()` closes idle keep-alive connections
+ * once, but not a connection that never sent a byte (Node times it out only after
+ * `headersTimeout`), nor one whose answer went out while its request body still trickles
+ * in: either held a stop for its whole budget and made it exit 1. Tracked per
+ * connection, not per request: a keep-alive client costs nothing per request.
  */
 export function trackConnections(server: Server) {
   const sockets = new Set<HttpSocket>()
@@ -19,16 +31,35 @@ export function trackConnections(server: Server) {
     socket.once('close', () => sockets.delete(socket))
   })
   return {
-    /** Destroys the sockets with no response in progress; returns how many. */
-    closeIdle(): number {
-      let closed = 0
+    /**
+     * One pass while draining. Idle keep-alive connections are closed, as
+     * `server.close()` does once. A response in progress is left alone, and told to close
+     * its connection after it (`Connection: close`, while its headers are unsent), so
+     * that its client sends nothing more there. A socket that never sent a byte, or
+     * whose request body is still arriving after its response went out, is destroyed. A
+     * request whose headers are still arriving is left to finish (Node answers it, with
+     * `Connection: close`, after `server.close()`). Returns how many were destroyed.
+     */
+    drainPass(): number {
+      // Keep-alive connections between requests (Node's own test of idle: no request
+      // being read, no response in progress), also those whose response ended after close.
+      server.closeIdleConnections()
+      let destroyed = 0
       for (const socket of sockets) {
         const response = socket._httpMessage
-        if (response && !response.writableFinished) continue
-        socket.destroy()
-        closed++
+        if (response && !response.writableFinished) {
+          if (!response.headersSent) response.setHeader('Connection', 'close')
+          continue
+        }
+        const incoming = socket.parser?.incoming
+        const silent = socket.bytesRead === 0
+        const trickling = incoming != null && !incoming.complete
+        if (silent || trickling) {
+          socket.destroy()
+          destroyed++
+        }
       }
-      return closed
+      return destroyed
     },
   }
 }
