@@ -155,8 +155,9 @@ export default fp(
     app.addHook('onClose', async () => {
       closed = true
       clearInterval(timer)
-      // Ending the connection ends a check in progress; its retry then opens nothing.
-      await drop()
+      // A check in progress ends within its own timeouts (a period each), and its retry
+      // opens nothing now. Not ended from here: node-postgres never settles a client ended
+      // while it is still connecting (neither the connect nor the end).
       await running
       await drop()
     })
