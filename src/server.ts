@@ -59,8 +59,7 @@ async function main() {
     // none, instead of holding the stop until it is forced.
     const reaper = setInterval(() => connections.drainPass(), 100)
     connections.drainPass()
-    const closing = app.close()
-    await closing.finally(() => clearInterval(reaper))
+    await app.close().finally(() => clearInterval(reaper))
     await embedded?.stop()
     logger.info('stopped')
   })

@@ -164,6 +164,7 @@ export class Migrator {
    */
   async pending(rows?: LedgerRow[]): Promise<string[]> {
     const [migrations, ledger] = await Promise.all([this.migrations(), rows ?? this.ledger()])
+    // Applied or not: the files are not what was built and reviewed.
     const broken = migrations.find((m) => m.problem)
     if (broken?.problem) throw new MigrationLoadError(broken.name, broken.problem)
     const done = new Set(ledger.map((r) => r.name))
@@ -228,14 +229,6 @@ export class Migrator {
    * `to` stops after that migration (tests, and the CLI's partial runs).
    */
   async up(options: { to?: string } = {}): Promise<string[]> {
-    // A chain with an ambiguous migration does not run at all, applied or not: the files
-    // are not what was built and reviewed.
-    const broken = (await this.migrations().catch(() => [])).find((m) => m.problem)
-    if (broken?.problem) {
-      const err = new MigrationLoadError(broken.name, broken.problem)
-      this.run = { ...this.run, state: 'failed', lastError: toRunError(err, broken.name) }
-      throw err
-    }
     const likelyPending = await this.pendingWithoutLock()
     if (likelyPending?.length === 0) return []
     // Start importing what will probably run, then umzug, now: the imports overlap the
@@ -302,16 +295,17 @@ export class Migrator {
    * Every boot but a deploy's first finds the whole chain in the ledger: one
    * connection and one read, no lock. A row is only there once its migration
    * committed, so "nothing pending" read without the lock is as true as with it.
-   * Null when the ledger could not be read for another reason than an outage
-   * (the locked run reports it with its context).
+   * Null when the ledger could not be read for another reason than an outage or a
+   * migration with a problem (the locked run reports it with its context).
    */
   private async pendingWithoutLock(): Promise<string[] | null> {
     let pending: string[]
     try {
       pending = await this.pending()
     } catch (err) {
-      // Unreachable: report it now rather than wait out a second connection attempt.
-      if (isConnectionError(err)) {
+      // Unreachable: report it now rather than wait out a second connection attempt. Two
+      // files of one migration name: no run starts, whatever the ledger says.
+      if (isConnectionError(err) || err instanceof MigrationLoadError) {
         this.run = { ...this.run, state: 'failed', lastError: toRunError(err, null) }
         throw err
       }

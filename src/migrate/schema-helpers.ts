@@ -34,11 +34,9 @@ export function columnClauses(
       if (trailing[1]) notNull = true
     }
     const expression = text.slice(at.index + at[0].length, end).trim()
-    if (expression === '' || /^NULL$/i.test(expression)) {
-      if (expression === '' && !trailing) return null
-    } else {
-      defaultExpression = expression
-    }
+    if (expression === '' && !trailing) return null // `DEFAULT` and nothing after it
+    // `DEFAULT NULL` (the trailing NULL, or the whole expression): PostgreSQL stores none.
+    if (expression !== '' && !/^NULL$/i.test(expression)) defaultExpression = expression
   }
   return { notNull, defaultExpression }
 }
@@ -85,6 +83,9 @@ function describeRelation(r: RelationInfo): string {
   return `${what} on ${r.table} (${(r.columns ?? []).join(', ')})`
 }
 
+/** `a, "b"` → `['a', 'b']`: the column list of a key or an index definition. */
+const columnList = (text: string) => text.split(',').map((c) => c.trim().replace(/^"|"$/g, ''))
+
 const sameColumns = (a: string[], b: string[]) =>
   a.length === b.length && a.every((c, i) => c === b[i])
 
@@ -98,15 +99,6 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
     changes.push(change)
     return change
   }
-
-  const tableExists = async (table: string) =>
-    (
-      await query(
-        `SELECT 1 FROM pg_class
-          WHERE relname = $1 AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND relkind IN ('r', 'p')`,
-        [table],
-      )
-    ).rowCount === 1
 
   const ensureColumn = async (table: string, column: string, definition: string) => {
     const found = await query<{ notNull: boolean; hasDefault: boolean }>(
@@ -173,7 +165,7 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
     if (keyed) {
       // A key's index takes the constraint's name: what a hand fix may have left in its place.
       const kind = keyed[1]?.toUpperCase() === 'PRIMARY KEY' ? 'p' : 'u'
-      const columns = (keyed[2] ?? '').split(',').map((c) => c.trim().replace(/^"|"$/g, ''))
+      const columns = columnList(keyed[2] ?? '')
       const repaired = await adoptKey(table, name, kind, columns)
       if (repaired) return note(repaired)
     }
@@ -270,11 +262,15 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
   return {
     async ensureTable(name: string, table: TableDefinition) {
       const constraints = Object.entries(table.constraints ?? {})
-      if (!(await tableExists(name))) {
-        // The table's name and its keys' (each comes with an index of that name) must be
-        // free: CREATE TABLE IF NOT EXISTS would skip a view of that name without a word.
-        const keys = constraints.filter(([, def]) => INDEXED_CONSTRAINT.test(def.trim()))
-        const [other] = await relationsNamed([name, ...keys.map(([cname]) => cname)])
+      // The table, and what holds the names a new table's keys would take (each comes with
+      // an index of that name), in one read.
+      const keys = constraints.filter(([, def]) => INDEXED_CONSTRAINT.test(def.trim()))
+      const found = await relationsNamed([name, ...keys.map(([cname]) => cname)])
+      const self = found.find((r) => r.name === name)
+      if (self?.kind !== 'r' && self?.kind !== 'p') {
+        // Every name must be free: CREATE TABLE IF NOT EXISTS would skip a view of that
+        // name without a word.
+        const [other] = found
         if (other) {
           const role = other.name === name ? 'the table' : `a key of table ${name}`
           throw new Error(
@@ -313,8 +309,8 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
         )
       }
       // `(a, b) WHERE …` names its columns; an expression index is left to the drift report.
-      const listed = /^\(([^()]+)\)/.exec(index.definition.trim())?.[1]?.split(',')
-      const columns = listed?.map((c) => c.trim().replace(/^"|"$/g, ''))
+      const listed = /^\(([^()]+)\)/.exec(index.definition.trim())?.[1]
+      const columns = listed === undefined ? undefined : columnList(listed)
       const fits =
         existing?.valid &&
         existing.unique === (index.unique === true) &&

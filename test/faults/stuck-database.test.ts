@@ -106,24 +106,30 @@ async function freezableProxy(target: URL) {
   }
 }
 
+/**
+ * The app on a copy of the incident database reached through a freezable relay, ready;
+ * closed (relay first: a frozen connection's goodbye would otherwise wait forever) and
+ * dropped after the file.
+ */
+async function appThroughRelay(env: Record<string, string>) {
+  const db: TestDatabase = await createTestDatabase('incident')
+  cleanup.push(() => db.drop())
+  const proxy = await freezableProxy(new URL(db.url))
+  const config = loadConfig({ DATABASE_URL: proxy.url, ADMIN_TOKEN, LOG_LEVEL: 'silent', ...env })
+  const app = await buildApp({ config, databaseUrl: proxy.url, adminToken: ADMIN_TOKEN })
+  cleanup.push(() => proxy.close().then(() => app.close()))
+  await app.ready()
+  await app.migrations.supervisor.settled()
+  return { db, proxy, app }
+}
+
 describe('connections that stop answering', () => {
   it('are given up after the query timeout (503), leave the pool, and the next request gets a new one', async () => {
-    const db: TestDatabase = await createTestDatabase('incident')
-    cleanup.push(() => db.drop())
-    const proxy = await freezableProxy(new URL(db.url))
-    const config = loadConfig({
-      DATABASE_URL: proxy.url,
-      ADMIN_TOKEN,
-      LOG_LEVEL: 'silent',
+    const { proxy, app } = await appThroughRelay({
       DATABASE_QUERY_TIMEOUT_MS: '1000',
       // One check at start: the readiness connection is not the subject here.
       HEALTH_CHECK_INTERVAL_MS: '60000',
     })
-    const app = await buildApp({ config, databaseUrl: proxy.url, adminToken: ADMIN_TOKEN })
-    // The relay first: a frozen connection's goodbye would otherwise wait forever.
-    cleanup.push(() => proxy.close().then(() => app.close()))
-    await app.ready()
-    await app.migrations.supervisor.settled()
     expect(app.readiness.reason()).toBeNull()
 
     const teams = () => app.inject({ url: '/teams', headers: AUTH })
@@ -171,19 +177,7 @@ describe('the health check connection ended by the server, the database fine', (
 
 describe('the health check connection stops answering, new connections work (a failover)', () => {
   it('readiness stays ready: the check gives the old connection up and one new connection answers', async () => {
-    const db: TestDatabase = await createTestDatabase('incident')
-    cleanup.push(() => db.drop())
-    const proxy = await freezableProxy(new URL(db.url))
-    const config = loadConfig({
-      DATABASE_URL: proxy.url,
-      ADMIN_TOKEN,
-      LOG_LEVEL: 'silent',
-      HEALTH_CHECK_INTERVAL_MS: '300',
-    })
-    const app = await buildApp({ config, databaseUrl: proxy.url, adminToken: ADMIN_TOKEN })
-    cleanup.push(() => proxy.close().then(() => app.close()))
-    await app.ready()
-    await app.migrations.supervisor.settled()
+    const { proxy, app } = await appThroughRelay({ HEALTH_CHECK_INTERVAL_MS: '300' })
     await new Promise((r) => setTimeout(r, 400)) // a check has opened its connection
     expect(app.readiness.reason()).toBeNull()
 
@@ -202,19 +196,7 @@ describe('the health check connection stops answering, new connections work (a f
 
 describe('closing while a health check hangs on a connection that stopped answering', () => {
   it('leaves no health session of its own behind: the check in flight ends, nothing stays connected', async () => {
-    const db: TestDatabase = await createTestDatabase('incident')
-    cleanup.push(() => db.drop())
-    const proxy = await freezableProxy(new URL(db.url))
-    cleanup.push(() => proxy.close())
-    const config = loadConfig({
-      DATABASE_URL: proxy.url,
-      ADMIN_TOKEN,
-      LOG_LEVEL: 'silent',
-      HEALTH_CHECK_INTERVAL_MS: '300',
-    })
-    const app = await buildApp({ config, databaseUrl: proxy.url, adminToken: ADMIN_TOKEN })
-    await app.ready()
-    await app.migrations.supervisor.settled()
+    const { db, proxy, app } = await appThroughRelay({ HEALTH_CHECK_INTERVAL_MS: '300' })
     await new Promise((r) => setTimeout(r, 400))
     const healthPids = () =>
       withClient(db.url, async (c) =>

@@ -21,11 +21,14 @@ afterAll(async () => {
 async function database(template: 'empty' | 'incident', migrated = false) {
   const db = await createTestDatabase(template)
   databases.push(db)
-  if (migrated) await new Migrator({ connectionString: db.url }).up()
+  if (migrated) await runChain(db)
   return db
 }
 
 const sql = (db: TestDatabase, text: string) => withClient(db.url, (c) => c.query(text))
+
+/** The built-in chain on `db`, by a migrator of its own. */
+const runChain = (db: TestDatabase) => new Migrator({ connectionString: db.url }).up()
 
 /** Runs the chain; returns what the named migration recorded, and the drift after. */
 async function rerun(db: TestDatabase, name: string) {
@@ -63,7 +66,7 @@ describe('an object of a chain name, but not the chain object', () => {
     expect((await migrator.ledger()).map((r) => r.name)).not.toContain('019_player_teams')
 
     await sql(db, 'ALTER INDEX ux_player_teams_team_jersey RENAME TO ux_set_aside')
-    await new Migrator({ connectionString: db.url }).up()
+    await runChain(db)
     expect(await indexTable(db, 'ux_player_teams_team_jersey')).toEqual({
       t: 'player_teams',
       u: true,
@@ -77,7 +80,7 @@ describe('an object of a chain name, but not the chain object', () => {
       `CREATE TABLE player_teams (player_id int, team_id int, PRIMARY KEY (player_id, team_id));
        ALTER TABLE player_teams RENAME TO player_teams_set_aside`,
     )
-    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+    await expect(runChain(db)).rejects.toThrow(
       "player_teams_pkey is needed for a key of table player_teams, but a constraint's index on player_teams_set_aside (player_id, team_id) has that name",
     )
   })
@@ -85,7 +88,7 @@ describe('an object of a chain name, but not the chain object', () => {
   it('a view where a table belongs: refused, not skipped by IF NOT EXISTS', async () => {
     const db = await database('incident')
     await sql(db, 'CREATE VIEW oauth_tokens AS SELECT 1 AS id')
-    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+    await expect(runChain(db)).rejects.toThrow(
       'oauth_tokens is needed for the table, but a view has that name',
     )
   })
@@ -115,7 +118,7 @@ describe('an object of a chain name, but not the chain object', () => {
        CREATE UNIQUE INDEX coaches_user_id_key ON coaches (user_id, email);
        DELETE FROM schema_migrations WHERE name = '013_coach_user_link'`,
     )
-    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+    await expect(runChain(db)).rejects.toThrow(
       'coaches_user_id_key is needed for a unique constraint on coaches (user_id), but a unique index on coaches (user_id, email) has that name',
     )
   })
@@ -141,7 +144,7 @@ describe('an object of a chain name, but not the chain object', () => {
        ALTER TABLE games ADD CONSTRAINT pk_games PRIMARY KEY (id, team_id);
        DELETE FROM schema_migrations WHERE name = '004_games'`,
     )
-    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+    await expect(runChain(db)).rejects.toThrow(
       "games already has a primary key, pk_games on (id, team_id), not the chain's games_pkey on (id)",
     )
   })
@@ -188,7 +191,7 @@ describe('an object of a chain name, but not the chain object', () => {
       /^schema_migrations exists but is not this service's ledger \(column "name" does not exist\): another migration tool's table\? Rename it/,
     )
     await sql(db, 'ALTER TABLE schema_migrations RENAME TO golang_schema_migrations')
-    expect(await new Migrator({ connectionString: db.url }).up()).toHaveLength(23)
+    expect(await runChain(db)).toHaveLength(23)
   })
 
   it('a column added by hand without its NOT NULL and DEFAULT gets both; NULLs stop the run', async () => {
@@ -207,7 +210,7 @@ describe('an object of a chain name, but not the chain object', () => {
       db,
       "INSERT INTO teams (name, age_group, season, is_active) VALUES ('Nulls', 'U10', '2026', NULL)",
     )
-    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+    await expect(runChain(db)).rejects.toThrow(
       'teams.is_active exists without NOT NULL and 1 rows hold NULL there; the chain defines it as "boolean NOT NULL DEFAULT true": set those rows by hand',
     )
     await sql(db, 'UPDATE teams SET is_active = false WHERE is_active IS NULL')
@@ -274,7 +277,7 @@ describe('the helpers on objects a hand fix or a later change touched', () => {
        ALTER TABLE games_old RENAME CONSTRAINT games_pkey_tmp TO games_pkey;
        DELETE FROM schema_migrations WHERE name = '004_games'`,
     )
-    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+    await expect(runChain(db)).rejects.toThrow(
       "games's primary key pk_games should be named games_pkey, but a constraint's index on games_old (id) has that name: rename or drop it by hand",
     )
   })
@@ -287,7 +290,7 @@ describe('the helpers on objects a hand fix or a later change touched', () => {
        CREATE UNIQUE INDEX coaches_user_id_key ON coaches (user_id DESC);
        DELETE FROM schema_migrations WHERE name = '013_coach_user_link'`,
     )
-    await expect(new Migrator({ connectionString: db.url }).up()).rejects.toThrow(
+    await expect(runChain(db)).rejects.toThrow(
       /^coaches_user_id_key is needed for a unique constraint on coaches \(user_id\), and the unique index of that name cannot become it \(.+\): rename or drop it by hand$/,
     )
   })

@@ -9,10 +9,17 @@ import { withClient } from '../helpers/postgres.js'
 const SNAPSHOT = new URL(`../../migrations/${SCHEMA_SNAPSHOT}`, import.meta.url)
 
 let db: TestDatabase
+const databases: TestDatabase[] = []
+/** A database of this file's, dropped after it. */
+const database = async (template: 'empty' | 'incident') => {
+  const created = await createTestDatabase(template)
+  databases.push(created)
+  return created
+}
 beforeAll(async () => {
-  db = await createTestDatabase('empty')
+  db = await database('empty')
 })
-afterAll(() => db?.drop())
+afterAll(() => Promise.all(databases.map((d) => d.drop())))
 
 // Drift is measured against this file, so it must be what the chain produces today.
 // After changing the chain: UPDATE_SNAPSHOT=1 npx vitest run test/migrate/snapshot.test.ts
@@ -66,57 +73,49 @@ it('canonicalDefinition spells a CHECK as PostgreSQL prints it after a dump and 
 })
 
 it('the chain run in a schema other than public matches the snapshot: no drift', async () => {
-  const other = await createTestDatabase('empty')
-  try {
-    await withClient(other.url, (c) =>
-      c.query(`CREATE SCHEMA club; ALTER DATABASE ${other.name} SET search_path = club`),
+  const other = await database('empty')
+  await withClient(other.url, (c) =>
+    c.query(`CREATE SCHEMA club; ALTER DATABASE ${other.name} SET search_path = club`),
+  )
+  const migrator = new Migrator({ connectionString: other.url })
+  await migrator.up()
+  const tables = await withClient(other.url, async (c) => {
+    const { rows } = await c.query<{ schema: string }>(
+      "SELECT DISTINCT schemaname AS schema FROM pg_tables WHERE tablename = 'players'",
     )
-    const migrator = new Migrator({ connectionString: other.url })
-    await migrator.up()
-    const tables = await withClient(other.url, async (c) => {
-      const { rows } = await c.query<{ schema: string }>(
-        "SELECT DISTINCT schemaname AS schema FROM pg_tables WHERE tablename = 'players'",
-      )
-      return rows.map((r) => r.schema)
-    })
-    expect(tables).toEqual(['club'])
-    expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
-  } finally {
-    await other.drop()
-  }
+    return rows.map((r) => r.schema)
+  })
+  expect(tables).toEqual(['club'])
+  expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
 })
 
 // PostgreSQL 15's advice for the public schema: a schema named after the role, which the
 // default search_path ("$user", public) puts first. Tables created there would shadow
 // the club's tables in public for every unqualified query.
 it('a schema named after the role does not get a second, empty copy of the chain', async () => {
-  const incident = await createTestDatabase('incident')
-  try {
-    const players = `SELECT count(*)::int AS n FROM players`
-    const before = await withClient(incident.url, async (c) => (await c.query(players)).rows[0].n)
-    expect(before).toBeGreaterThan(0)
-    await withClient(incident.url, (c) => c.query('CREATE SCHEMA AUTHORIZATION CURRENT_USER'))
-    const migrator = new Migrator({ connectionString: incident.url })
-    await migrator.up()
-    // A later release: the ledger found in public, not a new one in the role's schema.
-    await withClient(incident.url, (c) =>
-      c.query("DELETE FROM schema_migrations WHERE name = '022_merge_heads'"),
-    )
-    expect(await new Migrator({ connectionString: incident.url }).up()).toEqual(['022_merge_heads'])
-    const found = await withClient(incident.url, async (c) => ({
-      inRoleSchema: (
-        await c.query<{ name: string }>(
-          'SELECT relname AS name FROM pg_class WHERE relnamespace = current_user::regnamespace',
-        )
-      ).rows.map((r) => r.name),
-      players: (await c.query(players)).rows[0].n,
-      ledger: (await c.query('SELECT count(*)::int AS n FROM public.schema_migrations')).rows[0].n,
-    }))
-    expect(found).toEqual({ inRoleSchema: [], players: before, ledger: 23 })
-    expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
-  } finally {
-    await incident.drop()
-  }
+  const incident = await database('incident')
+  const players = `SELECT count(*)::int AS n FROM players`
+  const before = await withClient(incident.url, async (c) => (await c.query(players)).rows[0].n)
+  expect(before).toBeGreaterThan(0)
+  await withClient(incident.url, (c) => c.query('CREATE SCHEMA AUTHORIZATION CURRENT_USER'))
+  const migrator = new Migrator({ connectionString: incident.url })
+  await migrator.up()
+  // A later release: the ledger found in public, not a new one in the role's schema.
+  await withClient(incident.url, (c) =>
+    c.query("DELETE FROM schema_migrations WHERE name = '022_merge_heads'"),
+  )
+  expect(await new Migrator({ connectionString: incident.url }).up()).toEqual(['022_merge_heads'])
+  const found = await withClient(incident.url, async (c) => ({
+    inRoleSchema: (
+      await c.query<{ name: string }>(
+        'SELECT relname AS name FROM pg_class WHERE relnamespace = current_user::regnamespace',
+      )
+    ).rows.map((r) => r.name),
+    players: (await c.query(players)).rows[0].n,
+    ledger: (await c.query('SELECT count(*)::int AS n FROM public.schema_migrations')).rows[0].n,
+  }))
+  expect(found).toEqual({ inRoleSchema: [], players: before, ledger: 23 })
+  expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
 })
 
 // ...and only then: another application's tables further along the search_path are left
@@ -130,47 +129,38 @@ it.each([
 ])(
   'another application in public with %s: the chain stays in the current schema',
   async (_what, theirs) => {
-    const other = await createTestDatabase('empty')
-    try {
-      await withClient(other.url, (c) =>
-        c.query(`CREATE SCHEMA club; ALTER DATABASE ${other.name} SET search_path = club, public;
-               ${theirs};
-               CREATE TABLE public.users (id serial PRIMARY KEY, email text, display_name text)`),
-      )
-      const migrator = new Migrator({ connectionString: other.url })
-      expect(await migrator.up()).toHaveLength(23)
-      const found = await withClient(other.url, async (c) => ({
-        club: Number(
-          (await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'club'")).rows[0]
-            .n,
-        ),
-        theirUsers: (
-          await c.query(
-            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) AS cols FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'users'",
-          )
-        ).rows[0].cols,
-      }))
-      expect(found).toEqual({ club: 12, theirUsers: 'id,email,display_name' })
-      expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
-    } finally {
-      await other.drop()
-    }
+    const other = await database('empty')
+    await withClient(other.url, (c) =>
+      c.query(`CREATE SCHEMA club; ALTER DATABASE ${other.name} SET search_path = club, public;
+             ${theirs};
+             CREATE TABLE public.users (id serial PRIMARY KEY, email text, display_name text)`),
+    )
+    const migrator = new Migrator({ connectionString: other.url })
+    expect(await migrator.up()).toHaveLength(23)
+    const found = await withClient(other.url, async (c) => ({
+      club: Number(
+        (await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'club'")).rows[0].n,
+      ),
+      theirUsers: (
+        await c.query(
+          "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) AS cols FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'users'",
+        )
+      ).rows[0].cols,
+    }))
+    expect(found).toEqual({ club: 12, theirUsers: 'id,email,display_name' })
+    expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
   },
 )
 
 it('a schema whose name needs quoting ("Club Data") holds the chain with no drift', async () => {
-  const other = await createTestDatabase('empty')
-  try {
-    await withClient(other.url, (c) =>
-      c.query(
-        `CREATE SCHEMA "Club Data"; ALTER DATABASE ${other.name} SET search_path = "Club Data"`,
-      ),
-    )
-    const migrator = new Migrator({ connectionString: other.url })
-    expect(await migrator.up()).toHaveLength(23)
-    expect(await migrator.up()).toEqual([])
-    expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
-  } finally {
-    await other.drop()
-  }
+  const other = await database('empty')
+  await withClient(other.url, (c) =>
+    c.query(
+      `CREATE SCHEMA "Club Data"; ALTER DATABASE ${other.name} SET search_path = "Club Data"`,
+    ),
+  )
+  const migrator = new Migrator({ connectionString: other.url })
+  expect(await migrator.up()).toHaveLength(23)
+  expect(await migrator.up()).toEqual([])
+  expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
 })
