@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { setImmediate } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
@@ -59,6 +60,9 @@ async function main() {
     // none, instead of holding the stop until it is forced.
     const reaper = setInterval(() => connections.drainPass(), 100)
     connections.drainPass()
+    // Let the event loop take connections it has already been told of before the
+    // listener closes: closing it drops them, and their clients see a reset.
+    await setImmediate()
     await app.close().finally(() => clearInterval(reaper))
     await embedded?.stop()
     logger.info('stopped')

@@ -185,7 +185,7 @@ const saysShuttingDown = (p: { at: number; status: number | string; reason?: str
   (p.reason === 'shutting-down' || (p.at < SIGNAL_MS && p.reason === 'migrating'))
 
 describe('SIGTERM with connections that carry no request', () => {
-  it('closes them (one that never sent a byte, one trickling a body after its 401), answers a half-sent request; exit 0 at once', async () => {
+  it('closes them (one that never sent a byte, one trickling a body after its 401), answers half-sent requests, also one begun after the signal; exit 0 at once', async () => {
     const db = await createTestDatabase('empty')
     databases.push(db)
     await new Migrator({ connectionString: db.url }).up()
@@ -214,35 +214,49 @@ describe('SIGTERM with connections that carry no request', () => {
       'POST /teams HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{',
     )
     const drip = setInterval(() => trickling.write(' '), 200)
-    // A request whose headers are still arriving at the signal is not one to cut off.
-    const partial = await open()
-    let partialAnswer = ''
-    partial.setEncoding('utf8').on('data', (d: string) => {
-      partialAnswer += d
-    })
-    partial.on('error', () => {})
-    partial.write('GET /health/live HTTP/1.1\r\nHost: x\r\n')
+    // A request whose headers are still arriving at the signal is not one to cut off,
+    // nor is one whose first bytes come just after it on a connection opened before.
+    const early = await open()
+    const late = await open()
+    const answers = new Map<Socket, string>([
+      [early, ''],
+      [late, ''],
+    ])
+    for (const socket of [early, late]) {
+      socket.setEncoding('utf8').on('data', (d: string) => {
+        answers.set(socket, answers.get(socket) + d)
+      })
+      socket.on('error', () => {})
+    }
+    early.write('GET /health/live HTTP/1.1\r\nHost: x\r\n')
     try {
       await until('the 401', async () => answer.startsWith('HTTP/1.1 401'), 5000)
       const signalled = performance.now()
       service.child.kill('SIGTERM')
-      await sleep(300)
-      partial.write('\r\n')
+      await sleep(20)
+      late.write('GET /health/live HTTP/1.1\r\nHost: x\r\n')
+      await sleep(280)
+      early.write('\r\n')
+      late.write('\r\n')
       const exit = await service.exited
       const exitMs = performance.now() - signalled
       console.log(
-        `SIGTERM with a silent, a trickling and a half-sent request: exit ${exit.code} after ${Math.round(exitMs)} ms`,
+        `SIGTERM with a silent, a trickling and two half-sent requests: exit ${exit.code} after ${Math.round(exitMs)} ms`,
       )
       expect(exit).toEqual({ code: 0, signal: null })
       expect(exitMs).toBeLessThan(3000)
       expect(service.stderr()).not.toContain('killed by timeout')
-      expect(partialAnswer).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
-      expect(partialAnswer.toLowerCase()).toContain('connection: close')
+      for (const socket of [early, late]) {
+        const text = answers.get(socket) ?? ''
+        expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+        expect(text.toLowerCase()).toContain('connection: close')
+      }
     } finally {
       clearInterval(drip)
       silent.destroy()
       trickling.destroy()
-      partial.destroy()
+      early.destroy()
+      late.destroy()
     }
   })
 })
