@@ -531,11 +531,12 @@ export class Migrator {
     m: LoadedMigration,
   ): Promise<Omit<LedgerRow, 'appliedAt'>> {
     const changes: Change[] = []
+    let ranStatements = false
     const started = performance.now()
     const row = (): Omit<LedgerRow, 'appliedAt'> => ({
       name: m.name,
       checksum: m.checksum,
-      outcome: outcomeOf(changes),
+      outcome: outcomeOf(changes, ranStatements),
       durationMs: Math.round(performance.now() - started),
       changes,
       appliedBy: `${hostname()}:${process.pid}`,
@@ -546,8 +547,11 @@ export class Migrator {
       // helpers repair what a killed run leaves, and the ledger row comes last.
       await work.query(`SET lock_timeout = ${this.opts.lockTimeoutMs}`)
       try {
-        const context = this.context(work, changes)
-        await module.up({ name: m.name, context })
+        const query: Query = (text, values) => {
+          ranStatements = true
+          return work.query(text, values)
+        }
+        await module.up({ name: m.name, context: this.context(work, changes, query) })
         const record = row()
         await insertLedgerRow(work, record)
         return record
@@ -563,6 +567,7 @@ export class Migrator {
     const query: Query = async (text, values) => {
       if (begun) return work.query(text, values)
       begun = true
+      ranStatements = true
       // Parameters (extended protocol: one statement per message), a query config object
       // from a JavaScript migration, or nothing to run: BEGIN goes first, on its own.
       if (
@@ -691,9 +696,14 @@ export class Migrator {
   }
 }
 
-/** `already-present` when a migration found everything in place; `ran` when it changed something (or has nothing to find). */
-export function outcomeOf(changes: Change[]): Outcome {
-  if (changes.length === 0) return 'ran'
+/**
+ * `already-present` when a migration found everything in place, or changed nothing at all
+ * (ran no statement, like the merge point 022); `ran` when it changed something. A migration
+ * that ran statements but recorded nothing is taken to have changed something: plain SQL
+ * says nothing of what it found.
+ */
+export function outcomeOf(changes: Change[], ranStatements: boolean): Outcome {
+  if (changes.length === 0) return ranStatements ? 'ran' : 'already-present'
   return changes.every((c) => c.action === 'exists' || c.action === 'unchanged')
     ? 'already-present'
     : 'ran'

@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Migrator } from '../../src/migrate/migrator.js'
 import { writeChain } from '../helpers/chains.js'
@@ -106,6 +108,25 @@ describe('a migration transaction', () => {
     expect(ledger).toEqual(['001_nothing_to_do'])
     const rows = await new Migrator({ connectionString: db.url, migrationsDir: quiet }).ledger()
     expect(rows.map((r) => r.name)).toEqual(['001_nothing_to_do'])
+  })
+
+  it('a migration that ran no statement changed nothing (already-present); plain SQL that recorded nothing ran', async () => {
+    const db = await emptyDatabase()
+    const dir = await writeChain({
+      '001_nothing_to_do': '// no statement',
+      '002_plain_sql': "await context.query('CREATE TABLE tx_plain (id int)')",
+    })
+    await writeFile(
+      join(dir, '003_no_tx.mjs'),
+      "export const transaction = false\nexport async function up({ context }) { await context.query('SELECT 1') }\n",
+    )
+    await new Migrator({ connectionString: db.url, migrationsDir: dir }).up()
+    const rows = await new Migrator({ connectionString: db.url, migrationsDir: dir }).ledger()
+    expect(rows.map((r) => [r.name, r.outcome, r.changes])).toEqual([
+      ['001_nothing_to_do', 'already-present', []],
+      ['002_plain_sql', 'ran', []],
+      ['003_no_tx', 'ran', []],
+    ])
   })
 
   it('takes a query config object first, as pg does, and still rolls it back', async () => {
