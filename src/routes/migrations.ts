@@ -1,6 +1,7 @@
-import { Type } from '@sinclair/typebox'
+import { type Static, Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import type { Inspection } from '../migrate/migrator.js'
+import type { RunError as EngineError } from '../migrate/types.js'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) =>
   Type.Union([t, Type.Null()])
@@ -26,12 +27,15 @@ const MigrationEntry = Type.Object({
   changes: Type.Array(Change),
 })
 
-const RunError = Type.Object({
-  migration: Nullable(Type.String()),
-  message: Type.String(),
-  code: Nullable(Type.String()),
-  detail: Nullable(Type.String()),
-})
+/** The contract's `{ migration, message, code }`, exactly: PostgreSQL's DETAIL rides in `message`. */
+const RunError = Type.Object(
+  {
+    migration: Nullable(Type.String()),
+    message: Type.String(),
+    code: Nullable(Type.String()),
+  },
+  { additionalProperties: false },
+)
 
 export const MigrationsReport = Type.Object({
   state: Type.String(),
@@ -101,7 +105,7 @@ export default async function migrationsRoutes(app: FastifyInstance) {
         applied: inspection?.applied ?? 0,
         pending: inspection?.pending ?? migrations.length,
         current: run.state === 'running' ? run.current : null,
-        lastError: status.lastError ?? run.lastError,
+        lastError: publicRunError(status.lastError ?? run.lastError),
         lockHolder: run.lockHolder,
         blockedBy: run.blockedBy,
         nextAttemptAt: status.nextAttemptAt,
@@ -111,4 +115,11 @@ export default async function migrationsRoutes(app: FastifyInstance) {
       }
     },
   )
+}
+
+/** A run's error as the contract shows it: the row to fix (DETAIL) after the message, as the CLI prints it. */
+function publicRunError(error: EngineError | null): Static<typeof RunError> | null {
+  if (error === null) return null
+  const { migration, message, code, detail } = error
+  return { migration, message: detail ? `${message}: ${detail}` : message, code }
 }
