@@ -1,10 +1,11 @@
 import { conflict, HttpError, notFound } from '../lib/http-error.js'
 import { FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, violates } from '../lib/pg-errors.js'
-import type { PutRosterEntryBody, RosterEntry } from '../schemas/roster.js'
+import type { PutRosterEntryBody, RosterEntry, RosterItem } from '../schemas/roster.js'
 import type { Queryable } from './sql.js'
 
-const ENTRY = `pt.team_id AS "teamId", pt.player_id AS "playerId", p.first_name AS "firstName",
+const ITEM = `pt.player_id AS "playerId", p.first_name AS "firstName",
   p.last_name AS "lastName", pt.jersey_number AS "jerseyNumber", pt.role`
+const ENTRY = `pt.team_id AS "teamId", ${ITEM}`
 
 /** Rosters: `player_teams`, where the database keeps jersey numbers unique per team. */
 export function createRosterRepository(db: Queryable) {
@@ -22,10 +23,10 @@ export function createRosterRepository(db: Queryable) {
 
   return {
     /** Null when there is no such team. */
-    async list(teamId: number): Promise<RosterEntry[] | null> {
+    async list(teamId: number): Promise<RosterItem[] | null> {
       // One statement from `teams`: an unknown team gives no row, an empty roster one row of nulls.
-      const { rows } = await db.query<RosterEntry & { found: number }>(
-        `SELECT t.id AS found, ${ENTRY}
+      const { rows } = await db.query<RosterItem & { found: number }>(
+        `SELECT t.id AS found, ${ITEM}
            FROM teams t
            LEFT JOIN player_teams pt ON pt.team_id = t.id
            LEFT JOIN players p ON p.id = pt.player_id

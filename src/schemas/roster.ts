@@ -8,8 +8,8 @@ export type RosterRole = (typeof ROSTER_ROLES)[number]
 export const RosterParams = Type.Object({ id: Id(), playerId: Id() })
 export type RosterParams = Static<typeof RosterParams>
 
-export const RosterEntry = Type.Object({
-  teamId: Id(),
+/** One player on a team's roster (CONTRACT.md's fields; the team is the one in the path). */
+export const RosterItem = Type.Object({
   playerId: Id(),
   firstName: Type.String(),
   lastName: Type.String(),
@@ -17,10 +17,14 @@ export const RosterEntry = Type.Object({
   // Rows written before this API may hold other texts; answer them as they are.
   role: Type.String(),
 })
+export type RosterItem = Static<typeof RosterItem>
+
+/** What PUT answers: the entry, with its team. */
+export const RosterEntry = Type.Object({ teamId: Id(), ...RosterItem.properties })
 export type RosterEntry = Static<typeof RosterEntry>
 
 export const Roster = Type.Object({
-  items: Type.Array(RosterEntry, {
+  items: Type.Array(RosterItem, {
     description: 'By jersey number (no number last), then last name, first name, player id',
   }),
 })
