@@ -14,6 +14,7 @@ import auth from './plugins/auth.js'
 import errors, { rejectionOf } from './plugins/errors.js'
 import metrics from './plugins/metrics.js'
 import migrations from './plugins/migrations.js'
+import pathIds from './plugins/path-ids.js'
 import readiness from './plugins/readiness.js'
 import swagger from './plugins/swagger.js'
 import gamesRoutes from './routes/games.js'
@@ -156,6 +157,8 @@ export async function buildApp(opts: AppOptions) {
   await app.register(swagger)
   // Before the routes too: its onResponse hook only reaches routes registered after it.
   await app.register(metrics)
+  // Before the routes: it adds its check to each route with an id in its path.
+  await app.register(pathIds)
   await app.register(healthRoutes)
   await app.register(migrationsRoutes)
   await app.register(teamsRoutes)

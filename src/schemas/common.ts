@@ -59,6 +59,12 @@ export const NoContent = Type.Null({ description: 'No content' })
 /** The error statuses of a route that reads a JSON body. */
 export const BODY_ERRORS = [400, 413, 415] as const
 
+/**
+ * An id in a path: any integer. One no row can have is a 404, not a 400 (CONTRACT.md: "an
+ * unknown one a 404"); the path-ids plugin answers it before any query.
+ */
+export const PathId = (options: { description?: string } = {}) => Type.Integer(options)
+
 /** Parameters of `/<things>/:id`. */
-export const IdParams = Type.Object({ id: Id() })
+export const IdParams = Type.Object({ id: PathId() })
 export type IdParams = Static<typeof IdParams>

@@ -1,11 +1,11 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Id, Nullable } from './common.js'
+import { Id, Nullable, PathId } from './common.js'
 
 /** Roles a player can hold on a team; stored in `player_teams.role` (varchar(20), default 'player'). */
 export const ROSTER_ROLES = ['player', 'captain', 'assistant'] as const
 export type RosterRole = (typeof ROSTER_ROLES)[number]
 
-export const RosterParams = Type.Object({ id: Id(), playerId: Id() })
+export const RosterParams = Type.Object({ id: PathId(), playerId: PathId() })
 export type RosterParams = Static<typeof RosterParams>
 
 /** One player on a team's roster (CONTRACT.md's fields; the team is the one in the path). */

@@ -29,5 +29,7 @@ export async function rowCounts(app: App) {
   return rows[0] as { teams: number; players: number; player_teams: number; games: number }
 }
 
-/** Ids that are not integers, or outside int32: each must be a 400. */
-export const BAD_IDS = ['abc', '1.5', '0', '-1', '2147483648', '99999999999999999999', '0x2', '1e3']
+/** Ids that are not integers (plain digits): each must be a 400. */
+export const BAD_IDS = ['abc', '1.5', '0x2', '1e3', ' 2', '2.0']
+/** Integers no row can have (below 1, above PostgreSQL's integer): unknown, so 404 (CONTRACT.md). */
+export const IMPOSSIBLE_IDS = ['0', '-1', '2147483648', '99999999999999999999']

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
-import { BAD_IDS, expectError, rowCounts } from './domain-helpers.js'
+import { BAD_IDS, expectError, IMPOSSIBLE_IDS, rowCounts } from './domain-helpers.js'
 
 interface Game {
   id: number
@@ -82,6 +82,13 @@ describe('games on the migrated incident database', () => {
       )
       for (const id of BAD_IDS) {
         expectError(await t.app.inject({ url: `/teams/${id}/games`, headers: AUTH }), 400)
+      }
+      for (const id of IMPOSSIBLE_IDS) {
+        expectError(
+          await t.app.inject({ url: `/teams/${id}/games`, headers: AUTH }),
+          404,
+          `team ${Number(id)} not found`,
+        )
       }
       expectError(await t.app.inject({ url: '/teams/2/games' }), 401)
     })
@@ -242,7 +249,7 @@ describe('games on the migrated incident database', () => {
     })
 
     it('answers 400 for a bad id and 401 without the token', async () => {
-      expectError(await t.app.inject({ method: 'DELETE', url: '/games/0', headers: AUTH }), 400)
+      expectError(await t.app.inject({ method: 'DELETE', url: '/games/0', headers: AUTH }), 404)
       expectError(await t.app.inject({ method: 'DELETE', url: '/games/1' }), 401)
       expect((await t.app.inject({ url: '/games/1', headers: AUTH })).statusCode).toBe(200)
     })

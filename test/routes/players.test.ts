@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
-import { BAD_IDS, expectError, rowCounts } from './domain-helpers.js'
+import { BAD_IDS, expectError, IMPOSSIBLE_IDS, rowCounts } from './domain-helpers.js'
 
 interface Player {
   id: number
@@ -295,6 +295,13 @@ describe('/players on the migrated incident database', () => {
       for (const id of BAD_IDS) {
         expectError(await t.app.inject({ url: `/players/${id}`, headers: AUTH }), 400)
       }
+      for (const id of IMPOSSIBLE_IDS) {
+        expectError(
+          await t.app.inject({ url: `/players/${id}`, headers: AUTH }),
+          404,
+          `player ${Number(id)} not found`,
+        )
+      }
       expectError(await t.app.inject({ url: '/players/1' }), 401)
     })
   })
@@ -358,7 +365,8 @@ describe('/players on the migrated incident database', () => {
       const patch = (url: string, headers: Record<string, string> = AUTH) =>
         t.app.inject({ method: 'PATCH', url, headers, payload })
       expectError(await patch('/players/9999'), 404, 'player 9999 not found')
-      expectError(await patch('/players/-3'), 400)
+      expectError(await patch('/players/x3'), 400)
+      expectError(await patch('/players/-3'), 404, 'player -3 not found')
       expectError(await patch('/players/3', {}), 401)
     })
   })

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Migrator } from '../../src/migrate/migrator.js'
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
-import { BAD_IDS, expectError, rowCounts } from './domain-helpers.js'
+import { BAD_IDS, expectError, IMPOSSIBLE_IDS, rowCounts } from './domain-helpers.js'
 
 interface Entry {
   playerId: number
@@ -104,6 +104,9 @@ describe('/teams/:id/roster on the migrated incident database', () => {
       )
       for (const id of BAD_IDS) {
         expectError(await t.app.inject({ url: `/teams/${id}/roster`, headers: AUTH }), 400)
+      }
+      for (const id of IMPOSSIBLE_IDS) {
+        expectError(await t.app.inject({ url: `/teams/${id}/roster`, headers: AUTH }), 404)
       }
       expectError(await t.app.inject({ url: '/teams/2/roster' }), 401)
     })
@@ -277,11 +280,17 @@ describe('/teams/:id/roster on the migrated incident database', () => {
       expectError(res, 415)
     })
 
-    it('answers 400 for bad ids in either place', async () => {
+    it('answers 400 for non-integer ids in either place, 404 naming the one no row can have', async () => {
+      const before = await rowCounts(t.app)
       for (const id of BAD_IDS) {
         expectError(await put(id, 1, {}), 400)
         expectError(await put(2, id, {}), 400)
       }
+      for (const id of IMPOSSIBLE_IDS) {
+        expectError(await put(id, 1, {}), 404, `team ${Number(id)} not found`)
+        expectError(await put(2, id, {}), 404, `player ${Number(id)} not found`)
+      }
+      expect(await rowCounts(t.app)).toEqual(before)
     })
 
     it('answers 404 naming the unknown team or player', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
-import { BAD_IDS, expectError, rowCounts } from './domain-helpers.js'
+import { BAD_IDS, expectError, IMPOSSIBLE_IDS, rowCounts } from './domain-helpers.js'
 
 const NO_AUTH = [
   ['no header', {}],
@@ -149,13 +149,16 @@ describe('/teams on the migrated incident database', () => {
       expectError(await t.app.inject({ url: `/teams/${id}`, headers: AUTH }), 400)
     })
 
-    it.each(['999', '2147483647'])('answers 404 for the unknown id %s', async (id) => {
-      expectError(
-        await t.app.inject({ url: `/teams/${id}`, headers: AUTH }),
-        404,
-        /^team \d+ not found$/,
-      )
-    })
+    it.each(['999', '2147483647', ...IMPOSSIBLE_IDS])(
+      'answers 404 for the unknown id %s',
+      async (id) => {
+        expectError(
+          await t.app.inject({ url: `/teams/${id}`, headers: AUTH }),
+          404,
+          /^team -?\d+ not found$/,
+        )
+      },
+    )
 
     it('refuses a request without the token with 401, whatever the id', async () => {
       expectError(await t.app.inject({ url: '/teams/1' }), 401)
