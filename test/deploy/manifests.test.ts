@@ -222,7 +222,8 @@ describe('the Dockerfile and the migrate Job against the build', () => {
     const exec = JSON.parse((cmd as string).slice(4))
     expect(exec).toEqual(['node', 'dist/server.js'])
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
-    expect(exec.join(' ')).toBe(pkg.scripts.start)
+    // `exec`: npm's shell hands its process to node, so npm's SIGTERM reaches the server.
+    expect(`exec ${exec.join(' ')}`).toBe(pkg.scripts.start)
     expect(d.all.some((l) => /^ENTRYPOINT /i.test(l))).toBe(false)
 
     const user = (d.last('USER') ?? '').slice(5).trim()

@@ -24,10 +24,22 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-/** Starts `node <this run's build>/server.js` as a real process on a free port. */
-export async function startService(env: Record<string, string>): Promise<ServiceProcess> {
+/**
+ * Starts `node <this run's build>/server.js` as a real process on a free port; with
+ * `script`, through `sh -c <script>` as npm runs a package script (`dist/server.js` in it
+ * replaced by this run's build).
+ */
+export async function startService(
+  env: Record<string, string>,
+  opts: { script?: string } = {},
+): Promise<ServiceProcess> {
   const port = await freePort()
-  const child = spawn(process.execPath, [join(inject('buildDir'), 'server.js')], {
+  const server = join(inject('buildDir'), 'server.js')
+  const [command, args] =
+    opts.script === undefined
+      ? [process.execPath, [server]]
+      : ['sh', ['-c', opts.script.replaceAll('dist/server.js', server)]]
+  const child = spawn(command, args, {
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',
