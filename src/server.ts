@@ -60,6 +60,10 @@ async function main() {
     // none, instead of holding the stop until it is forced.
     const reaper = setInterval(() => connections.drainPass(), 100)
     connections.drainPass()
+    // Still listening while the requests in flight at the signal are answered: a client
+    // that comes meanwhile (a probe, a request routed before the endpoints changed) gets
+    // 503 `shutting-down` rather than a refused connection.
+    await connections.answered()
     // Let the event loop take connections it has already been told of before the
     // listener closes: closing it drops them, and their clients see a reset.
     await setImmediate()

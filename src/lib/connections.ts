@@ -1,4 +1,4 @@
-import type { Server } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 
 /**
@@ -8,11 +8,7 @@ import type { Socket } from 'node:net'
  * `closeIdleConnections()` reads the same fields.
  */
 type HttpSocket = Socket & {
-  _httpMessage?: {
-    writableFinished: boolean
-    headersSent: boolean
-    setHeader(name: string, value: string): void
-  } | null
+  _httpMessage?: ServerResponse | null
   parser?: { incoming?: { complete: boolean } | null } | null
 }
 
@@ -35,11 +31,30 @@ export const SILENT_GRACE_MS = 250
 export function trackConnections(server: Server) {
   const sockets = new Set<HttpSocket>()
   const silentSince = new WeakMap<HttpSocket, number>()
+  let draining = false
   server.on('connection', (socket: HttpSocket) => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
   return {
+    /**
+     * Resolves once every response in progress now has been sent (or its connection has
+     * closed). Responses begun later are not waited for.
+     */
+    answered(): Promise<void> {
+      const pending: Array<Promise<void>> = []
+      for (const socket of sockets) {
+        const response = socket._httpMessage
+        if (!response || response.writableFinished || response.destroyed) continue
+        pending.push(
+          new Promise((resolve) => {
+            response.once('finish', resolve).once('close', resolve)
+          }),
+        )
+      }
+      return Promise.all(pending).then(() => {})
+    },
+
     /**
      * One pass while draining. Idle keep-alive connections are closed, as
      * `server.close()` does once. A response in progress is left alone, and told to close
@@ -48,13 +63,23 @@ export function trackConnections(server: Server) {
      * arriving after its response went out is destroyed; so is one that has not sent a
      * byte for `SILENT_GRACE_MS` since a pass first found it silent. A request whose
      * headers are still arriving is left to finish (Node answers it, with
-     * `Connection: close`, after `server.close()`). Returns how many were destroyed.
+     * `Connection: close`, after `server.close()`). From the first pass on, every new
+     * response says `Connection: close` too. Returns how many were, or are about to be,
+     * destroyed.
      */
     drainPass(now = performance.now()): number {
+      if (!draining) {
+        draining = true
+        // Ahead of Fastify's own listener, which may answer at once (a 503 from the gate).
+        server.prependListener('request', (_request, response: ServerResponse) => {
+          response.setHeader('Connection', 'close')
+        })
+      }
       // Keep-alive connections between requests (Node's own test of idle: no request
       // being read, no response in progress), also those whose response ended after close.
       server.closeIdleConnections()
       let destroyed = 0
+      const silent: HttpSocket[] = []
       for (const socket of sockets) {
         const response = socket._httpMessage
         if (response && !response.writableFinished) {
@@ -63,18 +88,26 @@ export function trackConnections(server: Server) {
         }
         const incoming = socket.parser?.incoming
         const trickling = incoming != null && !incoming.complete
-        let silentTooLong = false
-        if (socket.bytesRead === 0) {
-          const since = silentSince.get(socket)
-          if (since === undefined) silentSince.set(socket, now)
-          else silentTooLong = now - since >= SILENT_GRACE_MS
-        }
-        if (silentTooLong || trickling) {
+        if (trickling) {
           socket.destroy()
           destroyed++
+        } else if (socket.bytesRead === 0) {
+          const since = silentSince.get(socket)
+          if (since === undefined) silentSince.set(socket, now)
+          else if (now - since >= SILENT_GRACE_MS) silent.push(socket)
         }
       }
-      return destroyed
+      // Decided after the event loop has polled once more and read what has arrived: after
+      // a stall of the process (CPU throttling), a request already in the socket's buffer
+      // would look silent. Two hops: an immediate queued during a poll runs before the next.
+      if (silent.length > 0) {
+        setImmediate(() =>
+          setImmediate(() => {
+            for (const socket of silent) if (socket.bytesRead === 0) socket.destroy()
+          }),
+        )
+      }
+      return destroyed + silent.length
     },
   }
 }

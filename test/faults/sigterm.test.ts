@@ -1,5 +1,6 @@
 import http from 'node:http'
 import { connect, type Socket } from 'node:net'
+import pg from 'pg'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 import { Migrator } from '../../src/migrate/migrator.js'
 import { ADMIN_TOKEN, AUTH } from '../helpers/app.js'
@@ -257,6 +258,59 @@ describe('SIGTERM with connections that carry no request', () => {
       trickling.destroy()
       early.destroy()
       late.destroy()
+    }
+  })
+})
+
+describe('SIGTERM while a request is in flight', () => {
+  it('keeps listening until it is answered: meanwhile probes say shutting-down and new requests get 503', async () => {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    await new Migrator({ connectionString: db.url }).up()
+    const service = await startService({ DATABASE_URL: db.url, ADMIN_TOKEN })
+    services.push(service)
+    await service.waitFor('/health/ready', (s) => s === 200)
+
+    const blocker = new pg.Client({ connectionString: db.url })
+    await blocker.connect()
+    try {
+      await blocker.query('BEGIN; LOCK TABLE teams IN ACCESS EXCLUSIVE MODE')
+      const inFlight = fetch(`${service.base}/teams`, { headers: AUTH }).then(async (r) => ({
+        status: r.status,
+        body: await r.json(),
+      }))
+      // The pool's session (application_name exactly 'basketball-api') waits on the lock.
+      // (pg_stat_activity is read once per transaction: the blocker's needs clearing.)
+      await until('the request waits on the lock', async () => {
+        await blocker.query('SELECT pg_stat_clear_snapshot()')
+        const { rows } = await blocker.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'basketball-api' AND wait_event_type = 'Lock'",
+        )
+        return rows[0].n === 1
+      })
+      service.child.kill('SIGTERM')
+      await until('shutting down', async () =>
+        service.logs.some((l) => l.msg === 'shutting down: draining requests'),
+      )
+      await sleep(200)
+      // New connections, while the request above still waits.
+      const probe = await fetch(`${service.base}/health/ready`)
+      expect(probe.status).toBe(503)
+      expect(await probe.json()).toEqual({ status: 'fail', reason: 'shutting-down' })
+      const late = await fetch(`${service.base}/teams`, { headers: AUTH })
+      expect(late.status).toBe(503)
+      expect(late.headers.get('retry-after')).toBe('1')
+      expect(late.headers.get('connection')).toBe('close')
+      expect(service.child.exitCode).toBeNull()
+
+      await blocker.query('COMMIT')
+      const answered = await inFlight
+      expect(answered.status).toBe(200)
+      expect(answered.body).toEqual({ items: [] })
+      expect(await service.exited).toEqual({ code: 0, signal: null })
+      await expect(fetch(`${service.base}/health/live`)).rejects.toThrow()
+    } finally {
+      await blocker.end().catch(() => {})
     }
   })
 })
