@@ -6,6 +6,10 @@ const root = join(import.meta.dirname, '..')
 
 describe('the test run', () => {
   it('exits 1 when a test fails, with the suite’s global setup and its PostgreSQL', async () => {
+    // Not the outer run's server: the global setup drops and recreates the template
+    // databases, which the outer run's other files are copying from (with more than one
+    // worker, 'template database "tpl_empty" does not exist'). The inner run starts its own.
+    const { TEST_DATABASE_URL: _shared, ...env } = process.env
     const child = spawn(
       process.execPath,
       [
@@ -14,7 +18,7 @@ describe('the test run', () => {
         '--config',
         join(root, 'test', 'fixtures', 'exit-code', 'vitest.config.ts'),
       ],
-      { cwd: root, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
     )
     let output = ''
     child.stdout.setEncoding('utf8').on('data', (d: string) => {

@@ -179,11 +179,21 @@ describe('SIGTERM under load', () => {
   })
 })
 
-/** How long the signal may take to reach the process: a probe sent sooner may still say `migrating`. */
-const SIGNAL_MS = 20
-const saysShuttingDown = (p: { at: number; status: number | string; reason?: string }) =>
-  p.status === 503 &&
-  (p.reason === 'shutting-down' || (p.at < SIGNAL_MS && p.reason === 'migrating'))
+/**
+ * Readiness after a signal sent during a migration: 503 throughout; `migrating` until the
+ * process has handled the signal (measured 4-69 ms after it was sent, more on a loaded
+ * machine), then `shutting-down` and nothing else; the turn comes within a second.
+ */
+function expectTurnsShuttingDown(
+  answered: Array<{ at: number; status: number | string; reason?: string }>,
+) {
+  expect(answered.filter((p) => p.status !== 503)).toEqual([])
+  const turn = answered.findIndex((p) => p.reason === 'shutting-down')
+  expect(turn, JSON.stringify(answered.slice(0, 5))).toBeGreaterThanOrEqual(0)
+  expect(answered[turn]?.at).toBeLessThan(1000)
+  expect(answered.slice(0, turn).filter((p) => p.reason !== 'migrating')).toEqual([])
+  expect(answered.slice(turn).filter((p) => p.reason !== 'shutting-down')).toEqual([])
+}
 
 describe('SIGTERM with connections that carry no request', () => {
   it('closes them (one that never sent a byte, one trickling a body after its 401), answers half-sent requests, also one begun after the signal; exit 0 at once', async () => {
@@ -399,11 +409,8 @@ describe('SIGTERM in the middle of a migration', () => {
     )
     expect(exit).toEqual({ code: 0, signal: null })
     // While the migration finishes the service still listens, and readiness says why it is not ready.
-    const settled = answered.filter((p) => p.at >= SIGNAL_MS)
-    expect(settled[0]).toMatchObject({ status: 503, reason: 'shutting-down' })
-    expect(settled[0]?.at).toBeLessThan(SIGNAL_MS + 100)
     expect(answered.length).toBeGreaterThan(10)
-    expect(answered.filter((p) => !saysShuttingDown(p))).toEqual([])
+    expectTurnsShuttingDown(answered)
     expect(await ledger(db.url)).toEqual(['001_first', '002_slow'])
     expect(await tables(db.url)).toEqual(['first_table', 'slow_table'])
     const applied = service.logs
@@ -435,7 +442,7 @@ describe('SIGTERM in the middle of a migration', () => {
         ` service sessions gone ${Math.round(sessionsGoneMs)} ms after exit`,
     )
     expect(exit).toEqual({ code: 0, signal: null })
-    expect(answered.filter((p) => !saysShuttingDown(p))).toEqual([])
+    expectTurnsShuttingDown(answered)
     expect(exitMs).toBeLessThan(2000 + 1000)
     expect(
       service.logs.some((l) => l.msg === 'cancelling the running migration to shut down'),

@@ -85,8 +85,9 @@ describe('a migration outside a transaction (CREATE INDEX CONCURRENTLY)', () => 
     const first = new Migrator({ connectionString: db.url, migrationsDir: dir })
     const second = new Migrator({ connectionString: db.url, migrationsDir: dir })
     const running = first.up()
-    // Let the first take the lock, then start the second while the CONCURRENTLY build is ahead.
-    await new Promise((r) => setTimeout(r, 300))
+    // Once the first holds the lock (it is running), start the second while the build is ahead.
+    // (Not a fixed sleep: on a loaded machine the first took 110-140 ms to get there.)
+    await expect.poll(() => first.view().state, { timeout: 20_000, interval: 10 }).toBe('running')
     const waiting = second.up()
     const started = Date.now()
     await expect(running).resolves.toEqual(['001_table', '002_items_code_index'])
