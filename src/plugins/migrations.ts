@@ -50,11 +50,20 @@ export default fp(
       logger,
     })
     let cached: Inspection | null = null
+    let cachedSeq = 0
+    let started = 0
     let timer: NodeJS.Timeout | undefined
 
+    // Inspections overlap (the background refresh, an admin's /migrations): the one that
+    // started last is kept, not the one that finished last, which may have read an older ledger.
     const inspect = async () => {
-      cached = await migrator.inspect()
-      return cached
+      const seq = ++started
+      const inspection = await migrator.inspect()
+      if (seq > cachedSeq) {
+        cached = inspection
+        cachedSeq = seq
+      }
+      return inspection
     }
     const refresh = () =>
       inspect().then(
