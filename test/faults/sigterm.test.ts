@@ -273,7 +273,7 @@ describe('SIGTERM with connections that carry no request', () => {
 })
 
 describe('SIGTERM while a request is in flight', () => {
-  it('keeps listening until it is answered: meanwhile probes say shutting-down and new requests get 503', async () => {
+  it('keeps listening until it is answered (a repeated signal changes nothing): probes say shutting-down, new requests get 503', async () => {
     const db = await createTestDatabase('empty')
     databases.push(db)
     await new Migrator({ connectionString: db.url }).up()
@@ -302,6 +302,8 @@ describe('SIGTERM while a request is in flight', () => {
       await until('shutting down', async () =>
         service.logs.some((l) => l.msg === 'shutting down: draining requests'),
       )
+      // Again, as a process group's signal plus npm passing it on arrive: the same stop.
+      service.child.kill('SIGTERM')
       await sleep(200)
       // New connections, while the request above still waits.
       const probe = await fetch(`${service.base}/health/ready`)
@@ -318,6 +320,11 @@ describe('SIGTERM while a request is in flight', () => {
       expect(answered.status).toBe(200)
       expect(answered.body).toEqual({ items: [] })
       expect(await service.exited).toEqual({ code: 0, signal: null })
+      expect(
+        service.logs.filter(
+          (l) => l.msg === 'stop signal repeated while stopping: taken as the same one',
+        ),
+      ).toHaveLength(1)
       await expect(fetch(`${service.base}/health/live`)).rejects.toThrow()
     } finally {
       await blocker.end().catch(() => {})
