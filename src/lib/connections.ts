@@ -77,7 +77,14 @@ export function trackConnections(server: Server) {
       }
       // Keep-alive connections between requests (Node's own test of idle: no request
       // being read, no response in progress), also those whose response ended after close.
-      server.closeIdleConnections()
+      // Not while an ended response is still being sent: Node counts its connection idle
+      // (it reads `finished`, not `writableFinished`) and cut a slow reader's answer short.
+      let flushing = false
+      for (const socket of sockets) {
+        const response = socket._httpMessage
+        if (response?.writableEnded && !response.writableFinished) flushing = true
+      }
+      if (!flushing) server.closeIdleConnections()
       let destroyed = 0
       const silent: HttpSocket[] = []
       for (const socket of sockets) {

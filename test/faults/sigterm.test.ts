@@ -332,6 +332,53 @@ describe('SIGTERM while a request is in flight', () => {
   })
 })
 
+describe('SIGTERM while a large response is still being sent', () => {
+  it('lets a slow reader have all of it (an ended response still flushing is not idle), exit 0', async () => {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    await new Migrator({ connectionString: db.url }).up()
+    await withClient(db.url, (c) =>
+      c.query(
+        "INSERT INTO teams (name, age_group, season) SELECT 'Team ' || g, 'U12', '2026-27' FROM generate_series(1, 150000) g",
+      ),
+    )
+    const service = await startService({ DATABASE_URL: db.url, ADMIN_TOKEN })
+    services.push(service)
+    await service.waitFor('/health/ready', (s) => s === 200)
+
+    const socket = connect(service.port, '127.0.0.1')
+    socket.on('error', () => {})
+    const chunks: Buffer[] = []
+    let received = 0
+    socket.on('data', (d: Buffer) => {
+      // The reader stops at the answer's first bytes: the rest waits in the server's buffers.
+      if (received === 0) socket.pause()
+      chunks.push(d)
+      received += d.length
+    })
+    socket.write(`GET /teams HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\n\r\n`)
+    await until('the answer begins', async () => received > 0, 30_000)
+    service.child.kill('SIGTERM')
+    await until('shutting down', async () =>
+      service.logs.some((l) => l.msg === 'shutting down: draining requests'),
+    )
+    await sleep(500) // several drain passes
+    socket.resume()
+    const exit = await service.exited
+    await until('the socket closes', async () => socket.destroyed || socket.readableEnded, 10_000)
+    const text = Buffer.concat(chunks).toString('utf8')
+    const headerEnd = text.indexOf('\r\n\r\n')
+    const length = Number(/content-length: (\d+)/i.exec(text.slice(0, headerEnd))?.[1])
+    const body = Buffer.byteLength(text.slice(headerEnd + 4))
+    console.log(
+      `SIGTERM during a ${length}-byte answer to a paused reader: ${body} bytes received, exit ${exit.code}`,
+    )
+    expect(length).toBeGreaterThan(10_000_000)
+    expect(body).toBe(length)
+    expect(exit).toEqual({ code: 0, signal: null })
+  })
+})
+
 describe('SIGTERM in the middle of a migration', () => {
   const chain = (sleepSeconds: number) =>
     writeChain({
