@@ -13,14 +13,6 @@ type HttpSocket = Socket & {
 }
 
 /**
- * The HTTP server's sockets, so that a graceful stop does not wait on connections that
- * will never finish by themselves. `server.close()` closes idle keep-alive connections
- * once, but not a connection that never sent a byte (Node times it out only after
- * `headersTimeout`), nor one whose answer went out while its request body still trickles
- * in: either held a stop for its whole budget and made it exit 1. Tracked per
- * connection, not per request: a keep-alive client costs nothing per request.
- */
-/**
  * How long a connection must stay silent, from the first drain pass that found it so,
  * before it is closed. A client that connected just before the signal may have its
  * request on the wire, or be about to send it; measured: a request sent 20 ms after the
@@ -28,6 +20,14 @@ type HttpSocket = Socket & {
  */
 export const SILENT_GRACE_MS = 250
 
+/**
+ * The HTTP server's sockets, so that a graceful stop does not wait on connections that
+ * will never finish by themselves. `server.close()` closes idle keep-alive connections
+ * once, but not a connection that never sent a byte (Node times it out only after
+ * `headersTimeout`), nor one whose answer went out while its request body still trickles
+ * in: either held a stop for its whole budget and made it exit 1. Tracked per
+ * connection, not per request: a keep-alive client costs nothing per request.
+ */
 export function trackConnections(server: Server) {
   const sockets = new Set<HttpSocket>()
   const silentSince = new WeakMap<HttpSocket, number>()
@@ -57,7 +57,7 @@ export function trackConnections(server: Server) {
 
     /**
      * One pass while draining. Idle keep-alive connections are closed, as
-     * `server.close()` does once. A response in progress is left alone, and told to close
+     * `server.close()` does once (not while any answer is still being sent). A response in progress is left alone, and told to close
      * its connection after it (`Connection: close`, while its headers are unsent), so
      * that its client sends nothing more there. A socket whose request body is still
      * arriving after its response went out is destroyed; so is one that has not sent a
