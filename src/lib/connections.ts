@@ -57,9 +57,10 @@ export function trackConnections(server: Server) {
 
     /**
      * One pass while draining. Idle keep-alive connections are closed, as
-     * `server.close()` does once (not while any answer is still being sent). A response in progress is left alone, and told to close
-     * its connection after it (`Connection: close`, while its headers are unsent), so
-     * that its client sends nothing more there. A socket whose request body is still
+     * `server.close()` does once (not while any answer is still being sent). A response
+     * in progress is left alone, and told to close its connection after it
+     * (`Connection: close`, while its headers are unsent), so that its client sends
+     * nothing more there. A socket whose request body is still
      * arriving after its response went out is destroyed; so is one that has not sent a
      * byte for `SILENT_GRACE_MS` since a pass first found it silent. A request whose
      * headers are still arriving is left to finish (Node answers it, with
@@ -82,7 +83,10 @@ export function trackConnections(server: Server) {
       let flushing = false
       for (const socket of sockets) {
         const response = socket._httpMessage
-        if (response?.writableEnded && !response.writableFinished) flushing = true
+        if (response?.writableEnded && !response.writableFinished) {
+          flushing = true
+          break
+        }
       }
       if (!flushing) server.closeIdleConnections()
       let destroyed = 0

@@ -22,6 +22,17 @@ afterEach(async () => {
   await Promise.all(databases.splice(0).map((d) => d.drop()))
 })
 
+/** A database of `template` with the chain applied, and the service on it, ready. */
+async function readyService(template: 'empty' | 'incident', env: Record<string, string> = {}) {
+  const db = await createTestDatabase(template)
+  databases.push(db)
+  await new Migrator({ connectionString: db.url }).up()
+  const service = await startService({ DATABASE_URL: db.url, ADMIN_TOKEN, ...env })
+  services.push(service)
+  await service.waitFor('/health/ready', (s) => s === 200)
+  return { db, service }
+}
+
 interface Sent {
   path: string
   sentAt: number
@@ -39,12 +50,7 @@ const ADMIN_PATHS = new Set(['/migrations', '/players'])
 
 describe('SIGTERM under load', () => {
   it('answers every request sent before the signal, stops saying ready at once, exits 0', async () => {
-    const db = await createTestDatabase('incident')
-    databases.push(db)
-    await new Migrator({ connectionString: db.url }).up()
-    const service = await startService({ DATABASE_URL: db.url, ADMIN_TOKEN })
-    services.push(service)
-    await service.waitFor('/health/ready', (s) => s === 200)
+    const { service } = await readyService('incident')
 
     const sent: Sent[] = []
     let exited = false
@@ -197,16 +203,7 @@ function expectTurnsShuttingDown(
 
 describe('SIGTERM with connections that carry no request', () => {
   it('closes them (one that never sent a byte, one trickling a body after its 401), answers half-sent requests, also one begun after the signal; exit 0 at once', async () => {
-    const db = await createTestDatabase('empty')
-    databases.push(db)
-    await new Migrator({ connectionString: db.url }).up()
-    const service = await startService({
-      DATABASE_URL: db.url,
-      ADMIN_TOKEN,
-      SHUTDOWN_TIMEOUT_MS: '8000',
-    })
-    services.push(service)
-    await service.waitFor('/health/ready', (s) => s === 200)
+    const { service } = await readyService('empty', { SHUTDOWN_TIMEOUT_MS: '8000' })
 
     const open = () =>
       new Promise<Socket>((resolve, reject) => {
@@ -274,12 +271,7 @@ describe('SIGTERM with connections that carry no request', () => {
 
 describe('SIGTERM while a request is in flight', () => {
   it('keeps listening until it is answered (a repeated signal changes nothing): probes say shutting-down, new requests get 503', async () => {
-    const db = await createTestDatabase('empty')
-    databases.push(db)
-    await new Migrator({ connectionString: db.url }).up()
-    const service = await startService({ DATABASE_URL: db.url, ADMIN_TOKEN })
-    services.push(service)
-    await service.waitFor('/health/ready', (s) => s === 200)
+    const { db, service } = await readyService('empty')
 
     const blocker = new pg.Client({ connectionString: db.url })
     await blocker.connect()
@@ -334,17 +326,12 @@ describe('SIGTERM while a request is in flight', () => {
 
 describe('SIGTERM while a large response is still being sent', () => {
   it('lets a slow reader have all of it (an ended response still flushing is not idle), exit 0', async () => {
-    const db = await createTestDatabase('empty')
-    databases.push(db)
-    await new Migrator({ connectionString: db.url }).up()
+    const { db, service } = await readyService('empty')
     await withClient(db.url, (c) =>
       c.query(
         "INSERT INTO teams (name, age_group, season) SELECT 'Team ' || g, 'U12', '2026-27' FROM generate_series(1, 150000) g",
       ),
     )
-    const service = await startService({ DATABASE_URL: db.url, ADMIN_TOKEN })
-    services.push(service)
-    await service.waitFor('/health/ready', (s) => s === 200)
 
     const socket = connect(service.port, '127.0.0.1')
     socket.on('error', () => {})
