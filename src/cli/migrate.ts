@@ -267,9 +267,12 @@ async function up(
   })
   if (out.json) return out.document({ command: 'up', applied: result })
   const ran = result.filter((r) => r.outcome === 'ran').length
+  const baseline = result.filter((r) => r.outcome === 'baseline').length
+  const present = names.length - ran - baseline
   out.line(
     names.length > 0
-      ? `applied ${names.length} migrations: ${ran} ran, ${names.length - ran} already present`
+      ? `applied ${names.length} migrations: ${ran} ran, ${present} already present` +
+          (baseline > 0 ? `, ${baseline} baseline (in place, as the legacy stamp says)` : '')
       : before.length === 0 || to === undefined
         ? 'nothing to apply: every migration of this build is applied'
         : `nothing to apply: ${to} is applied (${before.length} later migrations are pending)`,

@@ -76,6 +76,37 @@ export async function readLedger(client: Pick<ClientBase, 'query'>): Promise<Led
   }
 }
 
+/** The Python service's Alembic stamp, left where it is and never written. */
+export const LEGACY_STAMP_TABLE = 'alembic_version'
+
+/**
+ * The migration number the legacy stamp vouches for (`018` on the incident database),
+ * or null: no `alembic_version` on the search_path, no row, or no numeric revision. Several
+ * rows (Alembic's branches) vouch for the highest. A migration numbered at or below it is
+ * recorded `baseline` when it finds everything in place: still checked, never trusted.
+ */
+export async function readLegacyStamp(client: Pick<ClientBase, 'query'>): Promise<number | null> {
+  const { rows } = await client.query<{ present: boolean }>(
+    `SELECT to_regclass('${LEGACY_STAMP_TABLE}') IS NOT NULL AS present`,
+  )
+  if (!rows[0]?.present) return null
+  try {
+    const stamp = await client.query<{ version: number | null }>(
+      `SELECT max(substring(version_num FROM '^([0-9]{1,9})(?:_|$)')::int) AS version FROM ${LEGACY_STAMP_TABLE}`,
+    )
+    return stamp.rows[0]?.version ?? null
+  } catch {
+    // Another shape (no `version_num`), or not readable by this role: vouches for nothing.
+    return null
+  }
+}
+
+/** The number a migration's name starts with (`18` for `018_registration_waiver`), or null. */
+export function migrationNumber(name: string): number | null {
+  const match = /^(\d{1,9})_/.exec(name)
+  return match ? Number(match[1]) : null
+}
+
 /** Writes a ledger row on `client`, inside the migration's own transaction. */
 export async function insertLedgerRow(
   client: Pick<ClientBase, 'query'>,

@@ -19,7 +19,9 @@ import {
   LEDGER_TABLE,
   ledgerInsertSql,
   ledgerStorage,
+  migrationNumber,
   readLedger,
+  readLegacyStamp,
 } from './ledger.js'
 import { builtInMigrationsDir, compareNames, loadMigrations, loadSchemaSnapshot } from './loader.js'
 import { acquireMigrationLock, releaseMigrationLock, sleep } from './lock.js'
@@ -125,6 +127,8 @@ export class Migrator {
   private readonly abort = new AbortController()
   /** The run in progress: its migration session's pid (to cancel it) and when it ends. */
   private active: { pid: number; done: Promise<unknown> } | undefined
+  /** What the legacy Alembic stamp vouches for in this run (`readLegacyStamp`). */
+  private legacyStamp: number | null = null
 
   constructor(options: MigratorOptions) {
     this.dir = options.migrationsDir ?? builtInMigrationsDir()
@@ -255,6 +259,7 @@ export class Migrator {
         // `to` already applied (by an earlier run, or the replica this one waited for): the
         // target is reached, whatever comes after it. umzug would call that an error.
         if (options.to !== undefined && done.has(options.to)) return []
+        this.legacyStamp = await readLegacyStamp(work)
         // Every module that will run is imported before the first transaction opens: a
         // broken one fails the run before anything of it is applied.
         await Promise.all(pending.map((m) => m.load()))
@@ -536,7 +541,7 @@ export class Migrator {
     const row = (): Omit<LedgerRow, 'appliedAt'> => ({
       name: m.name,
       checksum: m.checksum,
-      outcome: outcomeOf(changes, ranStatements),
+      outcome: outcomeOf(changes, ranStatements, this.vouchedFor(m.name)),
       durationMs: Math.round(performance.now() - started),
       changes,
       appliedBy: `${hostname()}:${process.pid}`,
@@ -595,6 +600,12 @@ export class Migrator {
       await work.query('ROLLBACK').catch(() => {})
       throw err
     }
+  }
+
+  /** Whether the legacy stamp read at the start of this run covers `name`. */
+  private vouchedFor(name: string): boolean {
+    const n = migrationNumber(name)
+    return this.legacyStamp !== null && n !== null && n <= this.legacyStamp
   }
 
   /** While a migration runs, notes the sessions that block it (pg_blocking_pids) for `/migrations` and the log. */
@@ -700,13 +711,18 @@ export class Migrator {
  * `already-present` when a migration found everything in place, or changed nothing at all
  * (ran no statement, like the merge point 022); `ran` when it changed something. A migration
  * that ran statements but recorded nothing is taken to have changed something: plain SQL
- * says nothing of what it found.
+ * says nothing of what it found. `baseline` instead of `already-present` when the legacy
+ * Alembic stamp vouches for the migration: it was recorded on the stamp's word, and the
+ * checks confirmed it. A stamp that lies (an object it vouches for is missing) does not
+ * make a `baseline`: the migration creates the object and is `ran`.
  */
-export function outcomeOf(changes: Change[], ranStatements: boolean): Outcome {
-  if (changes.length === 0) return ranStatements ? 'ran' : 'already-present'
-  return changes.every((c) => c.action === 'exists' || c.action === 'unchanged')
-    ? 'already-present'
-    : 'ran'
+export function outcomeOf(changes: Change[], ranStatements: boolean, vouched = false): Outcome {
+  const unchanged =
+    changes.length === 0
+      ? !ranStatements
+      : changes.every((c) => c.action === 'exists' || c.action === 'unchanged')
+  if (!unchanged) return 'ran'
+  return vouched ? 'baseline' : 'already-present'
 }
 
 function appliedView(row: LedgerRow | undefined, checksum: string | null): MigrationView {

@@ -18,7 +18,10 @@ export interface Change {
   detail?: unknown
 }
 
-/** `ran`: it changed something; `already-present`: it found everything in place. */
+/**
+ * `ran`: it changed something; `already-present`: it found everything in place;
+ * `baseline`: it found everything in place and the legacy Alembic stamp vouches for it.
+ */
 export type Outcome = 'ran' | 'already-present' | 'baseline'
 
 export type Query = <R extends QueryResultRow = QueryResultRow>(
