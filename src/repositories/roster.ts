@@ -1,11 +1,10 @@
 import { conflict, HttpError, notFound } from '../lib/http-error.js'
 import { FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, violates } from '../lib/pg-errors.js'
-import type { PutRosterEntryBody, RosterEntry, RosterItem } from '../schemas/roster.js'
+import type { PutRosterEntryBody, RosterItem } from '../schemas/roster.js'
 import type { Queryable } from './sql.js'
 
 const ITEM = `pt.player_id AS "playerId", p.first_name AS "firstName",
   p.last_name AS "lastName", pt.jersey_number AS "jerseyNumber", pt.role`
-const ENTRY = `pt.team_id AS "teamId", ${ITEM}`
 
 /** Rosters: `player_teams`, where the database keeps jersey numbers unique per team. */
 export function createRosterRepository(db: Queryable) {
@@ -49,10 +48,10 @@ export function createRosterRepository(db: Queryable) {
       teamId: number,
       playerId: number,
       entry: PutRosterEntryBody,
-    ): Promise<{ entry: RosterEntry; created: boolean }> {
+    ): Promise<{ entry: RosterItem; created: boolean }> {
       try {
         // `xmax = 0`: the row version was inserted by this statement; an ON CONFLICT update sets xmax.
-        const { rows } = await db.query<RosterEntry & { created: boolean }>(
+        const { rows } = await db.query<RosterItem & { created: boolean }>(
           `WITH pt AS (
              INSERT INTO player_teams AS cur (team_id, player_id, jersey_number, role)
              VALUES ($1, $2, $3::smallint, COALESCE($4::text, 'player'))
@@ -62,7 +61,7 @@ export function createRosterRepository(db: Queryable) {
                role = COALESCE($4::text, cur.role)
              RETURNING cur.*, (xmax = 0) AS created
            )
-           SELECT ${ENTRY}, pt.created FROM pt JOIN players p ON p.id = pt.player_id`,
+           SELECT ${ITEM}, pt.created FROM pt JOIN players p ON p.id = pt.player_id`,
           [
             teamId,
             playerId,
@@ -71,7 +70,7 @@ export function createRosterRepository(db: Queryable) {
             'jerseyNumber' in entry,
           ],
         )
-        const { created, ...row } = rows[0] as RosterEntry & { created: boolean }
+        const { created, ...row } = rows[0] as RosterItem & { created: boolean }
         return { entry: row, created }
       } catch (err) {
         if (violates(err, UNIQUE_VIOLATION, 'ux_player_teams_team_jersey')) {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound } from '../lib/http-error.js'
 import { createRosterRepository } from '../repositories/roster.js'
 import { BODY_ERRORS, errorResponses, IdParams, NoContent } from '../schemas/common.js'
-import { PutRosterEntryBody, Roster, RosterEntry, RosterParams } from '../schemas/roster.js'
+import { PutRosterEntryBody, Roster, RosterItem, RosterParams } from '../schemas/roster.js'
 
 const tags = ['rosters']
 const security = [{ bearerAuth: [] }]
@@ -50,8 +50,8 @@ const rosterRoutes: FastifyPluginAsyncTypebox = async (app) => {
         params: RosterParams,
         body: PutRosterEntryBody,
         response: {
-          200: RosterEntry,
-          201: RosterEntry,
+          200: RosterItem,
+          201: RosterItem,
           ...errorResponses(...BODY_ERRORS, 404, 409),
         },
       },

@@ -1,10 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { Id, Nullable, PathId } from './common.js'
 
-/** Roles a player can hold on a team; stored in `player_teams.role` (varchar(20), default 'player'). */
-export const ROSTER_ROLES = ['player', 'captain', 'assistant'] as const
-export type RosterRole = (typeof ROSTER_ROLES)[number]
-
 export const RosterParams = Type.Object({ id: PathId(), playerId: PathId() })
 export type RosterParams = Static<typeof RosterParams>
 
@@ -18,10 +14,6 @@ export const RosterItem = Type.Object({
   role: Type.String(),
 })
 export type RosterItem = Static<typeof RosterItem>
-
-/** What PUT answers: the entry, with its team. */
-export const RosterEntry = Type.Object({ teamId: Id(), ...RosterItem.properties })
-export type RosterEntry = Static<typeof RosterEntry>
 
 export const Roster = Type.Object({
   items: Type.Array(RosterItem, {
@@ -40,11 +32,13 @@ export const PutRosterEntryBody = Type.Object(
         }),
       ),
     ),
+    // CONTRACT.md names no roles: any word the column holds (`player_teams.role`, varchar(20)).
     role: Type.Optional(
-      Type.Unsafe<RosterRole>({
-        type: 'string',
-        enum: [...ROSTER_ROLES],
-        description: 'Omitted: unchanged (player on join)',
+      Type.String({
+        minLength: 1,
+        maxLength: 20,
+        pattern: '\\S',
+        description: "For example player, captain, assistant. Omitted: unchanged ('player' on join)",
       }),
     ),
   },
