@@ -117,9 +117,21 @@ export default async function migrationsRoutes(app: FastifyInstance) {
   )
 }
 
-/** A run's error as the contract shows it: the row to fix (DETAIL) after the message, as the CLI prints it. */
+/** A SQLSTATE: five digits or upper-case letters (`42P01`). */
+const SQLSTATE = /^[0-9A-Z]{5}$/
+
+/**
+ * A run's error as the contract shows it: the row to fix (DETAIL) after the message, as
+ * the CLI prints it, and `code` only when it is a SQLSTATE ("code = PostgreSQL SQLSTATE
+ * when there is one"). A Node error's code (`ECONNREFUSED`) is already in its message;
+ * `/health` and the log keep it as a field.
+ */
 function publicRunError(error: EngineError | null): Static<typeof RunError> | null {
   if (error === null) return null
   const { migration, message, code, detail } = error
-  return { migration, message: detail ? `${message}: ${detail}` : message, code }
+  return {
+    migration,
+    message: detail ? `${message}: ${detail}` : message,
+    code: code !== null && SQLSTATE.test(code) ? code : null,
+  }
 }
