@@ -38,7 +38,8 @@ export const PutRosterEntryBody = Type.Object(
         minLength: 1,
         maxLength: 20,
         pattern: '\\S',
-        description: "For example player, captain, assistant. Omitted: unchanged ('player' on join)",
+        description:
+          "For example player, captain, assistant. Omitted: unchanged ('player' on join)",
       }),
     ),
   },
