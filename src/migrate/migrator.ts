@@ -233,8 +233,13 @@ export class Migrator {
    * `to` stops after that migration (tests, and the CLI's partial runs).
    */
   async up(options: { to?: string } = {}): Promise<string[]> {
-    const likelyPending = await this.pendingWithoutLock()
-    if (likelyPending?.length === 0) return []
+    // The ledger is read without the lock on what becomes the run's work session: an
+    // up-to-date boot (most of them) ends here, and a run saves a connection.
+    const { pending: likelyPending, work } = await this.pendingWithoutLock()
+    if (likelyPending?.length === 0) {
+      await work.end().catch(() => {})
+      return []
+    }
     // Start importing what will probably run, then umzug, now: the imports overlap the
     // connections, the lock and the ledger read instead of following them. A few modules
     // at a time, and no further once the lock turns out to be held by another replica: a
@@ -280,20 +285,21 @@ export class Migrator {
         const applied = await umzug.up(options.to ? { to: options.to } : {})
         return applied.map((m) => m.name)
       },
-      options.to === undefined ? () => [] : undefined,
+      { work, ...(options.to === undefined && { ifNothingPending: () => [] }) },
     )
   }
 
   private async prefetch(names: string[], loadUmzug: () => Promise<unknown>): Promise<void> {
     const waiting = () => this.run.state === 'waiting-for-lock'
     const wanted = new Set(names)
+    // umzug beside the first batch: the run needs both before its first transaction.
+    void loadUmzug().catch(() => {})
     const migrations = (await this.migrations().catch(() => [])).filter((m) => wanted.has(m.name))
     // In batches: parallel file reads, and a check for a held lock between batches.
     for (let i = 0; i < migrations.length; i += 16) {
       if (waiting()) return
       await Promise.all(migrations.slice(i, i + 16).map((m) => m.load().catch(() => {})))
     }
-    if (!waiting()) await loadUmzug().catch(() => {})
   }
 
   /**
@@ -303,21 +309,24 @@ export class Migrator {
    * Null when the ledger could not be read for another reason than an outage or a
    * migration with a problem (the locked run reports it with its context).
    */
-  private async pendingWithoutLock(): Promise<string[] | null> {
-    let pending: string[]
+  private async pendingWithoutLock(): Promise<{ pending: string[] | null; work: pg.Client }> {
+    let work: pg.Client | undefined
     try {
-      pending = await this.pending()
+      void this.migrations() // the directory is read while the connection opens
+      work = await this.connect('migration')
+      const pending = await this.pending(await readLedger(work))
+      if (pending.length === 0) this.markComplete()
+      return { pending, work }
     } catch (err) {
       // Unreachable: report it now rather than wait out a second connection attempt. Two
       // files of one migration name: no run starts, whatever the ledger says.
-      if (isConnectionError(err) || err instanceof MigrationLoadError) {
+      if (!work || isConnectionError(err) || err instanceof MigrationLoadError) {
+        await work?.end().catch(() => {})
         this.run = { ...this.run, state: 'failed', lastError: toRunError(err, null) }
         throw err
       }
-      return null
+      return { pending: null, work }
     }
-    if (pending.length === 0) this.markComplete()
-    return pending
   }
 
   private markComplete() {
@@ -398,25 +407,30 @@ export class Migrator {
 
   /**
    * Runs `fn` with a work connection while holding the migration lock on a session of
-   * its own: opens the two sessions, takes the lock, runs `fn`, releases. With `ifNothingPending`,
+   * its own: opens the two sessions (the work session unless `work` is given; it is closed
+   * at the end either way), takes the lock, runs `fn`, releases. With `ifNothingPending`,
    * a wait for the lock ends as soon as a notified release leaves nothing pending in the
    * ledger (read on the lock session), and that value is returned without running `fn`.
    */
   private async locked<T>(
     fn: (work: pg.Client, lockClient: pg.Client) => Promise<T>,
-    ifNothingPending?: () => T,
+    options: { work?: pg.Client; ifNothingPending?: () => T } = {},
   ): Promise<T> {
-    if (this.stopping) throw new StopRequestedError('the migrator is stopping')
+    const { ifNothingPending } = options
+    if (this.stopping) {
+      await options.work?.end().catch(() => {})
+      throw new StopRequestedError('the migrator is stopping')
+    }
     let resolveDone: () => void = () => {}
     const done = new Promise<void>((r) => {
       resolveDone = r
     })
-    let opened: pg.Client[] = []
+    let opened: pg.Client[] = options.work ? [options.work] : []
     try {
       // Both connections at once; whichever opened is closed in `finally` if the other failed.
       const connecting = await Promise.allSettled([
         this.connect('migration-lock'),
-        this.connect('migration'),
+        options.work ?? this.connect('migration'),
       ])
       opened = connecting.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []))
       for (const c of connecting) if (c.status === 'rejected') throw c.reason
