@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg'
 import type { UmzugStorage } from 'umzug'
+import { errorCode } from './errors.js'
 import type { Change, LedgerRow, Outcome } from './types.js'
 
 export const LEDGER_TABLE = 'schema_migrations'
@@ -81,23 +82,40 @@ export const LEGACY_STAMP_TABLE = 'alembic_version'
 
 /**
  * The migration number the legacy stamp vouches for (`018` on the incident database),
- * or null: no `alembic_version` on the search_path, no row, or no numeric revision. Several
- * rows (Alembic's branches) vouch for the highest. A migration numbered at or below it is
- * recorded `baseline` when it finds everything in place: still checked, never trusted.
+ * or null: no `alembic_version` beside the club's `players` (another application's
+ * elsewhere on the search_path is none of this chain's business), no row, no numeric
+ * revision, or a table of another shape. Several rows (Alembic's branches) vouch for the
+ * highest. Read under `lock_timeout`: the migration lock is held, and a session holding
+ * the table (an open `TRUNCATE`) must not stall the run unseen. A migration numbered at or
+ * below the stamp is recorded `baseline` when it finds everything in place: still
+ * checked, never trusted.
  */
-export async function readLegacyStamp(client: Pick<ClientBase, 'query'>): Promise<number | null> {
+export async function readLegacyStamp(
+  client: Pick<ClientBase, 'query'>,
+  lockTimeoutMs: number,
+): Promise<number | null> {
   const { rows } = await client.query<{ present: boolean }>(
-    `SELECT to_regclass('${LEGACY_STAMP_TABLE}') IS NOT NULL AS present`,
+    `SELECT EXISTS (
+       SELECT 1 FROM pg_class v
+        WHERE v.oid = to_regclass('${LEGACY_STAMP_TABLE}')
+          AND v.relnamespace = (SELECT p.relnamespace FROM pg_class p WHERE p.oid = to_regclass('players'))
+     ) AS present`,
   )
   if (!rows[0]?.present) return null
+  await client.query(`BEGIN; SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}`)
   try {
     const stamp = await client.query<{ version: number | null }>(
-      `SELECT max(substring(version_num FROM '^([0-9]{1,9})(?:_|$)')::int) AS version FROM ${LEGACY_STAMP_TABLE}`,
+      `SELECT max(substring(version_num::text FROM '^([0-9]{1,9})(?:_|$)')::int) AS version
+         FROM ${LEGACY_STAMP_TABLE}`,
     )
+    await client.query('COMMIT')
     return stamp.rows[0]?.version ?? null
-  } catch {
-    // Another shape (no `version_num`), or not readable by this role: vouches for nothing.
-    return null
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    // Class 42: no `version_num`, not readable by this role, not text: vouches for nothing.
+    // Anything else (a lock timeout, a lost connection) fails the run, which is retried.
+    if (errorCode(err)?.startsWith('42')) return null
+    throw err
   }
 }
 

@@ -240,17 +240,18 @@ export class Migrator {
       await work.end().catch(() => {})
       return []
     }
-    // Start importing what will probably run, then umzug, now: the imports overlap the
-    // connections, the lock and the ledger read instead of following them. A few modules
-    // at a time, and no further once the lock turns out to be held by another replica: a
+    // Start importing what will probably run now: the imports overlap the lock session's
+    // connection, the lock and the ledger read instead of following them. A few modules at
+    // a time, and no further once the lock turns out to be held by another replica: a
     // waiting replica will probably apply nothing, and on a busy node its imports would
-    // only slow down the one that is migrating. The run awaits the same memoised imports.
+    // only slow down the one that is migrating. umzug waits for the lock (below). The run
+    // awaits the same memoised imports.
     let umzugModule: Promise<typeof import('./umzug.js')> | undefined
     const loadUmzug = () => {
       umzugModule ??= import('./umzug.js')
       return umzugModule
     }
-    if (likelyPending) void this.prefetch(likelyPending, loadUmzug)
+    if (likelyPending) void this.prefetch(likelyPending)
     return this.locked(
       async (work, lockClient) => {
         await ensureLedger(work)
@@ -264,7 +265,12 @@ export class Migrator {
         // `to` already applied (by an earlier run, or the replica this one waited for): the
         // target is reached, whatever comes after it. umzug would call that an error.
         if (options.to !== undefined && done.has(options.to)) return []
-        this.legacyStamp = await readLegacyStamp(work)
+        // From here this replica runs migrations: umzug loads beside the stamp and the modules.
+        void loadUmzug().catch(() => {})
+        // A stamp vouches only for a number the chain has (18: 018_registration_waiver);
+        // any other number belongs to some other numbering.
+        const stamp = await readLegacyStamp(work, this.opts.lockTimeoutMs)
+        this.legacyStamp = migrations.some((m) => migrationNumber(m.name) === stamp) ? stamp : null
         // Every module that will run is imported before the first transaction opens: a
         // broken one fails the run before anything of it is applied.
         await Promise.all(pending.map((m) => m.load()))
@@ -289,11 +295,9 @@ export class Migrator {
     )
   }
 
-  private async prefetch(names: string[], loadUmzug: () => Promise<unknown>): Promise<void> {
+  private async prefetch(names: string[]): Promise<void> {
     const waiting = () => this.run.state === 'waiting-for-lock'
     const wanted = new Set(names)
-    // umzug beside the first batch: the run needs both before its first transaction.
-    void loadUmzug().catch(() => {})
     const migrations = (await this.migrations().catch(() => [])).filter((m) => wanted.has(m.name))
     // In batches: parallel file reads, and a check for a held lock between batches.
     for (let i = 0; i < migrations.length; i += 16) {
@@ -678,36 +682,42 @@ export class Migrator {
     // A connection that dies while idle must not take the process down with it.
     client.on('error', (err) => this.opts.logger.warn({ err, role }, 'migration connection error'))
     await client.connect()
-    // PostgreSQL 15's advice for securing `public`, a schema named after the role, puts
-    // `"$user"` ahead of `public`: objects are then created in that empty schema while
-    // the club's tables are in `public`, every existence check would look in the wrong
-    // place, and the chain would build a second, empty copy of the tables (and of the
-    // ledger) that every unqualified query then reads. So when the current schema is the
-    // role's own and this service's ledger (it has a `checksum` column), else the legacy
-    // stamp beside the club's `players`, is found further along the search_path, that
-    // schema goes first. Nothing else moves: a `schema_migrations` or `alembic_version` of
-    // another application elsewhere on the path is none of this chain's business.
-    await client.query(
-      `SET statement_timeout = ${Math.trunc(this.opts.statementTimeoutMs)};
-       SELECT set_config('search_path', quote_ident(n.nspname) || ', ' || current_setting('search_path'), false)
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.oid = coalesce(
-                (SELECT l.oid FROM pg_class l
-                  WHERE l.oid = to_regclass('${LEDGER_TABLE}')
-                    AND EXISTS (SELECT 1 FROM pg_attribute a
-                                 WHERE a.attrelid = l.oid AND a.attname = 'checksum' AND NOT a.attisdropped)),
-                (SELECT v.oid FROM pg_class v
-                  WHERE v.oid = to_regclass('alembic_version')
-                    AND v.relnamespace = (SELECT p.relnamespace FROM pg_class p WHERE p.oid = to_regclass('players'))))
-          AND current_schema() = current_user
-          AND n.nspname IS DISTINCT FROM current_schema()`,
-    )
-    // Without it a backend notices a dead client only when it next writes to it: a killed
-    // replica's backfill runs on to the end of its statement, holding its locks (PostgreSQL 14+,
-    // Linux; elsewhere the setting is refused and the default stays).
-    await client
-      .query("SELECT set_config('client_connection_check_interval', '1000', false)")
-      .catch(() => {})
+    try {
+      // PostgreSQL 15's advice for securing `public`, a schema named after the role, puts
+      // `"$user"` ahead of `public`: objects are then created in that empty schema while
+      // the club's tables are in `public`, every existence check would look in the wrong
+      // place, and the chain would build a second, empty copy of the tables (and of the
+      // ledger) that every unqualified query then reads. So when the current schema is the
+      // role's own and this service's ledger (it has a `checksum` column), else the legacy
+      // stamp beside the club's `players`, is found further along the search_path, that
+      // schema goes first. Nothing else moves: a `schema_migrations` or `alembic_version` of
+      // another application elsewhere on the path is none of this chain's business.
+      await client.query(
+        `SET statement_timeout = ${Math.trunc(this.opts.statementTimeoutMs)};
+         SELECT set_config('search_path', quote_ident(n.nspname) || ', ' || current_setting('search_path'), false)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.oid = coalesce(
+                  (SELECT l.oid FROM pg_class l
+                    WHERE l.oid = to_regclass('${LEDGER_TABLE}')
+                      AND EXISTS (SELECT 1 FROM pg_attribute a
+                                   WHERE a.attrelid = l.oid AND a.attname = 'checksum' AND NOT a.attisdropped)),
+                  (SELECT v.oid FROM pg_class v
+                    WHERE v.oid = to_regclass('alembic_version')
+                      AND v.relnamespace = (SELECT p.relnamespace FROM pg_class p WHERE p.oid = to_regclass('players'))))
+            AND current_schema() = current_user
+            AND n.nspname IS DISTINCT FROM current_schema()`,
+      )
+      // Without it a backend notices a dead client only when it next writes to it: a killed
+      // replica's backfill runs on to the end of its statement, holding its locks (PostgreSQL 14+,
+      // Linux; elsewhere the setting is refused and the default stays).
+      await client
+        .query("SELECT set_config('client_connection_check_interval', '1000', false)")
+        .catch(() => {})
+    } catch (err) {
+      // The session opened but could not be set up: do not leave it open.
+      await client.end().catch(() => {})
+      throw err
+    }
     return client
   }
 

@@ -1,3 +1,4 @@
+import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { migrationNumber } from '../../src/migrate/ledger.js'
 import { Migrator } from '../../src/migrate/migrator.js'
@@ -60,6 +61,46 @@ describe('the legacy alembic_version stamp', () => {
       const rows = await outcomes(db.url)
       expect(rows['001_initial_schema']?.outcome, sql).toBe('already-present')
       expect(rows['019_player_teams']?.outcome, sql).toBe('ran')
+    }
+  })
+
+  it("another application's stamp elsewhere on the search_path vouches for nothing", async () => {
+    const db = await incidentWith(`
+      DROP TABLE alembic_version;
+      CREATE SCHEMA reporting;
+      CREATE TABLE reporting.alembic_version (version_num varchar(32) PRIMARY KEY);
+      INSERT INTO reporting.alembic_version VALUES ('018');
+      DO $$ BEGIN
+        EXECUTE format('ALTER DATABASE %I SET search_path = public, reporting', current_database());
+      END $$`)
+    const rows = await outcomes(db.url)
+    expect(rows['001_initial_schema']?.outcome).toBe('already-present')
+    expect(rows['018_registration_waiver']?.outcome).toBe('already-present')
+  })
+
+  it('a number the chain does not have (another numbering) vouches for nothing', async () => {
+    for (const stamp of ['0042_rollups', '999999999']) {
+      const db = await incidentWith(`UPDATE alembic_version SET version_num = '${stamp}'`)
+      const rows = await outcomes(db.url)
+      expect(rows['001_initial_schema']?.outcome, stamp).toBe('already-present')
+      expect(rows['020_custom_notes']?.outcome, stamp).toBe('already-present')
+    }
+  })
+
+  it('a session holding the stamp table fails the run within lock_timeout instead of stalling it', async () => {
+    const db = await incidentWith('SELECT 1')
+    const holder = new pg.Client(db.url)
+    await holder.connect()
+    try {
+      await holder.query('BEGIN; LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE')
+      const migrator = new Migrator({ connectionString: db.url, lockTimeoutMs: 300 })
+      await expect(migrator.up()).rejects.toMatchObject({ code: '55P03' })
+      expect(migrator.view()).toMatchObject({ state: 'failed', lastError: { code: '55P03' } })
+      await holder.query('ROLLBACK')
+      const rows = await outcomes(db.url)
+      expect(rows['001_initial_schema']?.outcome).toBe('baseline')
+    } finally {
+      await holder.end()
     }
   })
 
