@@ -268,7 +268,7 @@ async function up(
   if (out.json) return out.document({ command: 'up', applied: result })
   const ran = result.filter((r) => r.outcome === 'ran').length
   const baseline = result.filter((r) => r.outcome === 'baseline').length
-  const present = names.length - ran - baseline
+  const present = result.filter((r) => r.outcome === 'already-present').length
   out.line(
     names.length > 0
       ? `applied ${names.length} migrations: ${ran} ran, ${present} already present` +

@@ -117,8 +117,11 @@ export default async function migrationsRoutes(app: FastifyInstance) {
   )
 }
 
-/** A SQLSTATE: five digits or upper-case letters (`42P01`). */
-const SQLSTATE = /^[0-9A-Z]{5}$/
+/**
+ * A SQLSTATE: five digits or upper-case letters, at least one a digit (`42P01`, `XX000`).
+ * The digit tells it from a Node error code of five letters (`EPIPE`, `EPERM`).
+ */
+const SQLSTATE = /^(?=.*[0-9])[0-9A-Z]{5}$/
 
 /**
  * A run's error as the contract shows it: the row to fix (DETAIL) after the message, as

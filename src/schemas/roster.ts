@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Id, Nullable, PathId } from './common.js'
+import { Id, Name, Nullable, PathId } from './common.js'
 
 export const RosterParams = Type.Object({ id: PathId(), playerId: PathId() })
 export type RosterParams = Static<typeof RosterParams>
@@ -34,10 +34,7 @@ export const PutRosterEntryBody = Type.Object(
     ),
     // CONTRACT.md names no roles: any word the column holds (`player_teams.role`, varchar(20)).
     role: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 20,
-        pattern: '\\S',
+      Name(20, {
         description:
           "For example player, captain, assistant. Omitted: unchanged ('player' on join)",
       }),

@@ -130,3 +130,80 @@ describe('waiters that no longer need the lock', () => {
     expect(asked).toBe(1)
   })
 })
+
+describe('sessions', () => {
+  /** Sessions of migrators named `app` still open on the database (a backend ends just after its client). */
+  const openSessions = (url: string, app: string) =>
+    expect.poll(
+      async () => {
+        const c = new pg.Client(url)
+        await c.connect()
+        try {
+          const { rows } = await c.query<{ n: string }>(
+            'SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE $1',
+            [`${app}:%`],
+          )
+          return Number(rows[0]?.n)
+        } finally {
+          await c.end()
+        }
+      },
+      { timeout: 5000 },
+    )
+
+  it('every path through up() closes every session it opened', async () => {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const run = (app: string, to?: string) =>
+      new Migrator({ connectionString: db.url, applicationName: app }).up(to ? { to } : {})
+
+    // A partial run, then `to` already applied, then the rest, then nothing pending.
+    expect(await run('partial', '005_guardians')).toHaveLength(5)
+    expect(await run('to-applied', '003_team_head_coach')).toEqual([])
+    expect(await run('rest')).toHaveLength(18)
+    expect(await run('up-to-date')).toEqual([])
+    for (const app of ['partial', 'to-applied', 'rest', 'up-to-date']) {
+      await openSessions(db.url, app).toBe(0)
+    }
+
+    // Waiting for the lock, then released by a notified release with nothing left to do.
+    await withClientQuery(db.url, 'DELETE FROM schema_migrations WHERE name = $1', [
+      '023_jersey_backfill',
+    ])
+    const other = await holder(db.url)
+    const waiter = new Migrator({ connectionString: db.url, applicationName: 'waiter' })
+    const waiting = waiter.up()
+    await expect.poll(() => waiter.view().state, { timeout: 10_000 }).toBe('waiting-for-lock')
+    await openSessions(db.url, 'waiter').toBe(2)
+    await other.client.query(
+      `INSERT INTO schema_migrations (name, checksum, outcome, duration_ms) VALUES ('023_jersey_backfill', 'x', 'ran', 0)`,
+    )
+    await other.client.query(
+      'SELECT pg_advisory_unlock_all(); NOTIFY basketball_api_migration_lock_released',
+    )
+    expect(await waiting).toEqual([])
+    await openSessions(db.url, 'waiter').toBe(0)
+
+    // Stopped while waiting for the lock.
+    await withClientQuery(db.url, 'DELETE FROM schema_migrations WHERE name = $1', [
+      '023_jersey_backfill',
+    ])
+    await other.client.query(LOCK)
+    const stopped = new Migrator({ connectionString: db.url, applicationName: 'stopped' })
+    const stopping = stopped.up()
+    await expect.poll(() => stopped.view().state, { timeout: 10_000 }).toBe('waiting-for-lock')
+    await stopped.stop()
+    await expect(stopping).rejects.toThrow(/stopped while waiting/)
+    await openSessions(db.url, 'stopped').toBe(0)
+  })
+})
+
+async function withClientQuery(url: string, text: string, values: unknown[]) {
+  const c = new pg.Client(url)
+  await c.connect()
+  try {
+    await c.query(text, values)
+  } finally {
+    await c.end()
+  }
+}

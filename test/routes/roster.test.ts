@@ -242,6 +242,7 @@ describe('/teams/:id/roster on the migrated incident database', () => {
       ['a huge number', { jerseyNumber: 1e308 }],
       ['an empty role', { role: '' }],
       ['a blank role', { role: '   ' }],
+      ['a role with a NUL character', { role: 'a\u0000' }],
       ['a role over 20 characters', { role: 'c'.repeat(21) }],
       ['a null role', { role: null }],
       ['an unknown property', { jerseyNumber: 5, team: 2 }],
