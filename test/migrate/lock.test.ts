@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { acquireMigrationLock, releaseMigrationLock } from '../../src/migrate/lock.js'
 import { Migrator } from '../../src/migrate/migrator.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { withClient } from '../helpers/postgres.js'
 
 // The engine's lock keys ('bask', 'migr'): a session here plays a replica that holds the lock.
 const LOCK = 'SELECT pg_advisory_lock(1650553707, 1835624306)'
@@ -135,19 +136,14 @@ describe('sessions', () => {
   /** Sessions of migrators named `app` still open on the database (a backend ends just after its client). */
   const openSessions = (url: string, app: string) =>
     expect.poll(
-      async () => {
-        const c = new pg.Client(url)
-        await c.connect()
-        try {
+      () =>
+        withClient(url, async (c) => {
           const { rows } = await c.query<{ n: string }>(
             'SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE $1',
             [`${app}:%`],
           )
           return Number(rows[0]?.n)
-        } finally {
-          await c.end()
-        }
-      },
+        }),
       { timeout: 5000 },
     )
 
@@ -167,9 +163,9 @@ describe('sessions', () => {
     }
 
     // Waiting for the lock, then released by a notified release with nothing left to do.
-    await withClientQuery(db.url, 'DELETE FROM schema_migrations WHERE name = $1', [
-      '023_jersey_backfill',
-    ])
+    await withClient(db.url, (c) =>
+      c.query("DELETE FROM schema_migrations WHERE name = '023_jersey_backfill'"),
+    )
     const other = await holder(db.url)
     const waiter = new Migrator({ connectionString: db.url, applicationName: 'waiter' })
     const waiting = waiter.up()
@@ -185,9 +181,9 @@ describe('sessions', () => {
     await openSessions(db.url, 'waiter').toBe(0)
 
     // Stopped while waiting for the lock.
-    await withClientQuery(db.url, 'DELETE FROM schema_migrations WHERE name = $1', [
-      '023_jersey_backfill',
-    ])
+    await withClient(db.url, (c) =>
+      c.query("DELETE FROM schema_migrations WHERE name = '023_jersey_backfill'"),
+    )
     await other.client.query(LOCK)
     const stopped = new Migrator({ connectionString: db.url, applicationName: 'stopped' })
     const stopping = stopped.up()
@@ -197,13 +193,3 @@ describe('sessions', () => {
     await openSessions(db.url, 'stopped').toBe(0)
   })
 })
-
-async function withClientQuery(url: string, text: string, values: unknown[]) {
-  const c = new pg.Client(url)
-  await c.connect()
-  try {
-    await c.query(text, values)
-  } finally {
-    await c.end()
-  }
-}
