@@ -5,6 +5,7 @@ import {
   errorCode,
   errorDetail,
   isConnectionError,
+  isSqlState,
   MigrationLoadError,
   StopRequestedError,
 } from '../migrate/errors.js'
@@ -346,9 +347,7 @@ function describeFailure(err: unknown, migrator: Migrator | undefined, command: 
     migration && !text.startsWith(`migration ${migration} `)
       ? `migration ${migration} failed: `
       : `${command} failed: `
-  // A SQLSTATE is five digits or capitals; Node's codes (ENOENT...) are not one.
-  const label =
-    code === null ? '' : /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : ` (${code})`
+  const label = code === null ? '' : isSqlState(code) ? ` (SQLSTATE ${code})` : ` (${code})`
   // PostgreSQL's DETAIL says which row to fix (`Key (…)=(…) is duplicated.`).
   const detail = errorDetail(err)
   return new CliFailure(`${where}${text}${label}${detail ? `: ${detail}` : ''}`, EXIT.failure, {

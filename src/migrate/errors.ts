@@ -18,6 +18,13 @@ export class MigrationLoadError extends Error {
   }
 }
 
+/**
+ * A SQLSTATE: five digits or upper-case letters, at least one a digit (`42P01`, `XX000`).
+ * The digit tells it from a Node error code of five letters (`EPIPE`, `EPERM`).
+ */
+export const isSqlState = (code: unknown): code is string =>
+  typeof code === 'string' && /^(?=.*[0-9])[0-9A-Z]{5}$/.test(code)
+
 /** SQLSTATE `query_canceled`: `pg_cancel_backend()` (a stop's cancel) or `statement_timeout`. */
 export const QUERY_CANCELED = '57014'
 

@@ -81,6 +81,14 @@ export async function readLedger(client: Pick<ClientBase, 'query'>): Promise<Led
 export const LEGACY_STAMP_TABLE = 'alembic_version'
 
 /**
+ * SQL: the oid of the legacy stamp on the search_path when it sits in the schema of the
+ * club's `players`, else null. Another application's `alembic_version` is not this chain's.
+ */
+export const LEGACY_STAMP_OID = `(SELECT v.oid FROM pg_class v
+   WHERE v.oid = to_regclass('${LEGACY_STAMP_TABLE}')
+     AND v.relnamespace = (SELECT p.relnamespace FROM pg_class p WHERE p.oid = to_regclass('players')))`
+
+/**
  * The migration number the legacy stamp vouches for (`018` on the incident database),
  * or null: no `alembic_version` beside the club's `players` (another application's
  * elsewhere on the search_path is none of this chain's business), no row, no numeric
@@ -95,11 +103,7 @@ export async function readLegacyStamp(
   lockTimeoutMs: number,
 ): Promise<number | null> {
   const { rows } = await client.query<{ present: boolean }>(
-    `SELECT EXISTS (
-       SELECT 1 FROM pg_class v
-        WHERE v.oid = to_regclass('${LEGACY_STAMP_TABLE}')
-          AND v.relnamespace = (SELECT p.relnamespace FROM pg_class p WHERE p.oid = to_regclass('players'))
-     ) AS present`,
+    `SELECT ${LEGACY_STAMP_OID} IS NOT NULL AS present`,
   )
   if (!rows[0]?.present) return null
   await client.query(`BEGIN; SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}`)

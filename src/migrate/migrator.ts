@@ -17,6 +17,7 @@ import {
   ensureLedger,
   insertLedgerRow,
   LEDGER_TABLE,
+  LEGACY_STAMP_OID,
   ledgerInsertSql,
   ledgerStorage,
   migrationNumber,
@@ -309,9 +310,10 @@ export class Migrator {
   /**
    * Every boot but a deploy's first finds the whole chain in the ledger: one
    * connection and one read, no lock. A row is only there once its migration
-   * committed, so "nothing pending" read without the lock is as true as with it.
-   * Null when the ledger could not be read for another reason than an outage or a
-   * migration with a problem (the locked run reports it with its context).
+   * committed, so "nothing pending" read without the lock is as true as with it. The
+   * session it opens is returned to become the run's work session (the caller closes it).
+   * `pending` is null when the ledger could not be read for another reason than an outage
+   * or a migration with a problem (the locked run reports it with its context).
    */
   private async pendingWithoutLock(): Promise<{ pending: string[] | null; work: pg.Client }> {
     let work: pg.Client | undefined
@@ -701,9 +703,7 @@ export class Migrator {
                     WHERE l.oid = to_regclass('${LEDGER_TABLE}')
                       AND EXISTS (SELECT 1 FROM pg_attribute a
                                    WHERE a.attrelid = l.oid AND a.attname = 'checksum' AND NOT a.attisdropped)),
-                  (SELECT v.oid FROM pg_class v
-                    WHERE v.oid = to_regclass('alembic_version')
-                      AND v.relnamespace = (SELECT p.relnamespace FROM pg_class p WHERE p.oid = to_regclass('players'))))
+                  ${LEGACY_STAMP_OID})
             AND current_schema() = current_user
             AND n.nspname IS DISTINCT FROM current_schema()`,
       )

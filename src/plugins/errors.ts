@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import type { FastifyError, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isConnectionError } from '../migrate/errors.js'
+import { isConnectionError, isSqlState } from '../migrate/errors.js'
 
 // node:http through require(), not an ES import: importing a built-in as an ES module
 // reads every one of its exports, and on Node 22 node:http's lazy WebSocket, CloseEvent
@@ -41,9 +41,6 @@ type RejectedRequest = FastifyRequest & {
 export function rejectionOf(request: FastifyRequest) {
   return (request as RejectedRequest)[kRejected]
 }
-
-const isSqlState = (code: unknown): code is string =>
-  typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)
 
 /**
  * The one error handler: answers in Fastify's `{ statusCode, error, message }`

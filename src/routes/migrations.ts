@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
+import { isSqlState } from '../migrate/errors.js'
 import type { Inspection } from '../migrate/migrator.js'
 import type { RunError as EngineError } from '../migrate/types.js'
 
@@ -118,12 +119,6 @@ export default async function migrationsRoutes(app: FastifyInstance) {
 }
 
 /**
- * A SQLSTATE: five digits or upper-case letters, at least one a digit (`42P01`, `XX000`).
- * The digit tells it from a Node error code of five letters (`EPIPE`, `EPERM`).
- */
-const SQLSTATE = /^(?=.*[0-9])[0-9A-Z]{5}$/
-
-/**
  * A run's error as the contract shows it: the row to fix (DETAIL) after the message, as
  * the CLI prints it, and `code` only when it is a SQLSTATE ("code = PostgreSQL SQLSTATE
  * when there is one"). A Node error's code (`ECONNREFUSED`) is already in its message;
@@ -135,6 +130,6 @@ function publicRunError(error: EngineError | null): Static<typeof RunError> | nu
   return {
     migration,
     message: detail ? `${message}: ${detail}` : message,
-    code: code !== null && SQLSTATE.test(code) ? code : null,
+    code: isSqlState(code) ? code : null,
   }
 }
