@@ -9,6 +9,7 @@ import Fastify, {
 } from 'fastify'
 import type { ClientBase } from 'pg'
 import type { Config } from './config.js'
+import { guardStalledConnections } from './lib/stall-guard.js'
 import { LazyCompilers } from './lib/validators.js'
 import auth from './plugins/auth.js'
 import errors, { rejectionOf } from './plugins/errors.js'
@@ -120,11 +121,6 @@ export async function buildApp(opts: AppOptions) {
     application_name: 'basketball-api',
     max: 10,
     connectionTimeoutMillis: 5000,
-    // A query on a connection that stopped answering (a failover, a half-open TCP
-    // connection) is given up by the client, and the connection leaves the pool; without
-    // it such connections held every pool slot and requests waited with no end. (The
-    // server-side statement_timeout, set below, comes a second earlier.)
-    query_timeout: config.DATABASE_QUERY_TIMEOUT_MS + 1000,
     // A query stuck behind a lock is cancelled by the server (57014, answered 503), and its
     // backend does not linger. A SET, not a startup parameter: PgBouncer refuses unknown
     // startup parameters. pg-pool awaits it before handing the connection out, and a
@@ -141,6 +137,10 @@ export async function buildApp(opts: AppOptions) {
   })
   // An idle pooled connection that the server drops must not crash the process.
   app.pg.pool.on('error', (err) => app.log.warn({ err }, 'idle database connection lost'))
+  // A query on a connection that stopped answering (a failover, a half-open TCP
+  // connection) is given up, and the connection leaves the pool. The server-side
+  // statement_timeout, set above, comes a second earlier for a query that is only slow.
+  guardStalledConnections(app.pg.pool, config.DATABASE_QUERY_TIMEOUT_MS + 1000)
   await app.register(migrations, {
     connectionString: opts.migrationDatabaseUrl ?? opts.databaseUrl,
     migrationsDir: config.MIGRATIONS_DIR,

@@ -67,8 +67,9 @@ export function isConnectionError(err: unknown): boolean {
   const message = cause instanceof Error ? cause.message : ''
   // 'timeout expired': pg.Client's connectionTimeoutMillis (a host that accepts and never answers);
   // 'timeout exceeded when trying to connect': pg.Pool found no free connection in time (every
-  // one busy or stuck); 'Query read timeout': query_timeout, the server stopped answering.
-  return /Connection terminated|connection timeout|timeout expired|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error/i.test(
+  // one busy or stuck); 'Query read timeout': query_timeout, the server stopped answering;
+  // 'connection stopped answering': the same found by the request pool's stall guard.
+  return /Connection terminated|connection timeout|timeout expired|timeout exceeded when trying to connect|Query read timeout|connection stopped answering|Client has encountered a connection error/i.test(
     message,
   )
 }

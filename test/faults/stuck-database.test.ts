@@ -139,11 +139,24 @@ describe('connections that stop answering', () => {
     expect(stuck.value.statusCode).toBe(503)
     expect(stuck.value.headers['retry-after']).toBe('5')
     expect(stuck.value.json().message).toBe('the database is unavailable; try again')
-    // query_timeout is DATABASE_QUERY_TIMEOUT_MS + 1 s.
+    // The stall guard gives a connection up after DATABASE_QUERY_TIMEOUT_MS + 1 s of silence.
     expect(stuck.ms).toBeGreaterThan(1800)
     expect(stuck.ms).toBeLessThan(4000)
     expect(app.pg.pool.totalCount).toBe(0)
     expect((await teams()).statusCode).toBe(200)
+  })
+})
+
+describe('a request connection idle in the pool for longer than the stall time', () => {
+  it('is kept: only a connection with a query out on it is given up', async () => {
+    // Stall time DATABASE_QUERY_TIMEOUT_MS + 1 s = 1.1 s; the pool keeps idle ones 10 s.
+    const t: TestApp = await buildTestApp({ env: { DATABASE_QUERY_TIMEOUT_MS: '100' } })
+    cleanup.push(() => t.close())
+    const pid = async () => (await t.app.pg.query('SELECT pg_backend_pid() AS pid')).rows[0].pid
+    const first = await pid()
+    await new Promise((r) => setTimeout(r, 1600))
+    expect(t.app.pg.pool.totalCount).toBe(1)
+    expect(await pid()).toBe(first)
   })
 })
 
