@@ -41,6 +41,8 @@ export interface AppOptions {
   adminToken: string
   /** A pino logger, or Fastify logger options (tests pass `false`). */
   logger?: FastifyBaseLogger | FastifyServerOptions['logger']
+  /** Period of the background ledger inspection once ready (default 30 s; tests shorten it). */
+  inspectEveryMs?: number
 }
 
 /**
@@ -148,6 +150,7 @@ export async function buildApp(opts: AppOptions) {
     lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
     statementTimeoutMs: config.MIGRATION_STATEMENT_TIMEOUT_MS,
     stopGraceMs: Math.max(1000, Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2)),
+    inspectEveryMs: opts.inspectEveryMs,
   })
   await app.register(readiness, {
     connectionString: opts.databaseUrl,

@@ -44,7 +44,8 @@ options:
 
 environment: DATABASE_URL or MIGRATION_DATABASE_URL (the latter wins: a direct
 connection, not through PgBouncer), MIGRATIONS_DIR, MIGRATION_LOCK_TIMEOUT_MS,
-MIGRATION_STATEMENT_TIMEOUT_MS.
+MIGRATION_STATEMENT_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS (a stop gives a running
+migration half of it before cancelling it).
 exit codes: 0 success, 1 failure (migration failed, database unreachable,
 verify found a problem), 2 usage or configuration error.`
 

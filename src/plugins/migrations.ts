@@ -67,12 +67,22 @@ export default fp(
     }
     const refresh = () =>
       inspect().then(
-        (i) => {
+        async (i) => {
           if (i.unknown > 0 || i.drift.status === 'drift' || i.checksumMismatches > 0) {
             logger.warn(
               { unknown: i.unknown, drift: i.drift, checksumMismatches: i.checksumMismatches },
               'the database differs from this build',
             )
+          }
+          if (i.pending > 0 && supervisor.complete) {
+            logger.warn(
+              { pending: i.pending, migrateOnBoot: opts.migrateOnBoot },
+              opts.migrateOnBoot
+                ? 'migrations of this build are pending again (a ledger row lost, or an older backup restored); applying them'
+                : 'migrations of this build are pending again (a ledger row lost, or an older backup restored); run the migrate job',
+            )
+            await supervisor.reapply()
+            if (supervisor.status().lastError === null && opts.migrateOnBoot) await inspect()
           }
         },
         (err) => logger.warn({ err }, 'could not inspect the ledger'),

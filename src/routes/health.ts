@@ -79,7 +79,13 @@ export default async function healthRoutes(app: FastifyInstance) {
       const checks: Record<string, Array<Record<string, unknown>>> = {
         'migrations:state': [
           {
-            status: reason !== 'shutting-down' && blocker === null ? 'pass' : 'fail',
+            // Ready, but the ledger lost rows since (or re-applying them failed): warn.
+            status:
+              reason === 'shutting-down' || blocker !== null
+                ? 'fail'
+                : lastError !== null || (inspection?.pending ?? 0) > 0
+                  ? 'warn'
+                  : 'pass',
             observedValue: blocker ?? 'complete',
             ...(admin && lastError
               ? {

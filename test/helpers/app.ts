@@ -24,6 +24,7 @@ export async function buildTestApp(
     waitReady?: boolean
     /** A logger for the app (default none). */
     logger?: AppOptions['logger']
+    inspectEveryMs?: number
   } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase(options.template ?? 'incident')
@@ -39,6 +40,7 @@ export async function buildTestApp(
     databaseUrl: db.url,
     adminToken: ADMIN_TOKEN,
     logger: options.logger ?? false,
+    inspectEveryMs: options.inspectEveryMs,
   })
   await app.ready()
   if (options.waitReady !== false) {
