@@ -140,6 +140,15 @@ describe('migrate CLI on a real database', () => {
     expect((await cli(['verify'], { DATABASE_URL: db.url })).code).toBe(0)
   })
 
+  it('up on the incident database says, in text, how many were taken as the legacy stamp says', async () => {
+    const db = await database('incident')
+    const run = await cli(['up'], { DATABASE_URL: db.url })
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain(
+      'applied 23 migrations: 3 ran, 2 already present, 18 baseline (in place, as the legacy stamp says)',
+    )
+  })
+
   it('verify fails on an index dropped by hand and names it', async () => {
     const db = await database('empty')
     const env = { DATABASE_URL: db.url }
