@@ -45,6 +45,8 @@ export interface AppOptions {
   inspectEveryMs?: number
 }
 
+const ABOVE_INFO = new Set(['warn', 'error', 'fatal', 'silent'])
+
 /**
  * One log line per request, with the request in it, instead of Fastify's two; a request
  * refused with a 4xx carries why in that line (`rejected`), and a 404 writes no line of
@@ -60,6 +62,8 @@ class OneLinePerRequest extends LogController {
     request: FastifyRequest,
     reply: FastifyReply,
   ) {
+    // Probes log at warn (src/routes/health.ts): build no line that would be dropped.
+    if (!error && ABOVE_INFO.has(reply.log.level)) return
     const rejected = rejectionOf(request)
     const line = { req: request, res: reply, responseTime: reply.elapsedTime }
     if (error) reply.log.error({ ...line, err: error }, 'request errored')
