@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { ADMIN_TOKEN, AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
+import { ADMIN_TOKEN, AUTH, buildTestApp, type TestApp, watchReadiness } from '../helpers/app.js'
 import { withClient } from '../helpers/postgres.js'
 
 /**
@@ -37,28 +37,11 @@ const stateCheck = async (t: TestApp) =>
   (await t.app.inject({ url: '/health', headers: AUTH })).json().checks['migrations:state'][0]
 const outcome = (r: Report, prefix: string) => r.migrations.find((m) => m.name.startsWith(prefix))
 
-/** Collects every readiness answer until stopped. */
-function watchReadiness(t: TestApp) {
-  const reasons = new Set<string | null>()
-  let watching = true
-  const done = (async () => {
-    while (watching) {
-      reasons.add(t.app.readiness.reason())
-      await new Promise((r) => setTimeout(r, 5))
-    }
-  })()
-  return async () => {
-    watching = false
-    await done
-    return [...reasons]
-  }
-}
-
 describe('ledger rows lost while the service is ready', () => {
   it('are applied again by the next inspection (found in place: already-present; missing: ran), ready all along', async () => {
     const t = await buildTestApp({ inspectEveryMs: 200 })
     apps.push(t)
-    const stop = watchReadiness(t)
+    const stop = watchReadiness(t.app)
     await withClient(t.db.url, (c) =>
       c.query(`DROP INDEX ix_games_team_starts;
                DELETE FROM schema_migrations WHERE name IN ('017_games_team_starts_index', '020_custom_notes')`),
@@ -93,7 +76,7 @@ describe('ledger rows lost while the service is ready', () => {
       await c.query(`DELETE FROM schema_migrations WHERE name = '019_player_teams'`)
       return teamId
     })
-    const stop = watchReadiness(t)
+    const stop = watchReadiness(t.app)
     const failing = await until('the re-apply to fail', async () => {
       const check = await stateCheck(t)
       return check.status === 'warn' && check.output ? check : undefined
@@ -144,7 +127,7 @@ describe('ledger rows lost while the service is ready', () => {
     await app.migrations.supervisor.settled()
     expect(app.readiness.reason()).toBeNull()
 
-    const stop = watchReadiness(t)
+    const stop = watchReadiness(t.app)
     await withClient(t.db.url, (c) =>
       c.query(`DELETE FROM schema_migrations WHERE name = '020_custom_notes'`),
     )

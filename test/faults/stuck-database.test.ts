@@ -3,7 +3,7 @@ import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { ADMIN_TOKEN, AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
+import { ADMIN_TOKEN, AUTH, buildTestApp, type TestApp, watchReadiness } from '../helpers/app.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { withClient } from '../helpers/postgres.js'
 
@@ -164,14 +164,7 @@ describe('the health check connection ended by the server, the database fine', (
   it('does not turn readiness to database-unavailable: a new connection is tried first', async () => {
     const t: TestApp = await buildTestApp({ env: { HEALTH_CHECK_INTERVAL_MS: '100' } })
     cleanup.push(() => t.close())
-    const reasons = new Set<string | null>()
-    let watching = true
-    const watch = (async () => {
-      while (watching) {
-        reasons.add(t.app.readiness.reason())
-        await new Promise((r) => setTimeout(r, 5))
-      }
-    })()
+    const stop = watchReadiness(t.app)
     const terminate = () =>
       t.app.pg.query(
         `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
@@ -181,9 +174,7 @@ describe('the health check connection ended by the server, the database fine', (
       expect((await terminate()).rows[0].n).toBe(1)
       await new Promise((r) => setTimeout(r, 250))
     }
-    watching = false
-    await watch
-    expect([...reasons]).toEqual([null])
+    expect(await stop()).toEqual([null])
     expect(t.app.readiness.database()).toMatchObject({ up: true, error: null })
   })
 })

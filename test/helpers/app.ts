@@ -58,3 +58,23 @@ export async function buildTestApp(
     },
   }
 }
+
+/**
+ * Reads the app's readiness every 5 ms until the returned function is called, which
+ * resolves to every distinct answer seen (`[null]`: ready all along).
+ */
+export function watchReadiness(app: App): () => Promise<Array<string | null>> {
+  const reasons = new Set<string | null>()
+  let watching = true
+  const done = (async () => {
+    while (watching) {
+      reasons.add(app.readiness.reason())
+      await new Promise((r) => setTimeout(r, 5))
+    }
+  })()
+  return async () => {
+    watching = false
+    await done
+    return [...reasons]
+  }
+}
