@@ -9,7 +9,7 @@ import Fastify, {
 } from 'fastify'
 import type { ClientBase } from 'pg'
 import type { Config } from './config.js'
-import { guardStalledConnections } from './lib/stall-guard.js'
+import { StallGuard } from './lib/stall-guard.js'
 import { LazyCompilers } from './lib/validators.js'
 import auth from './plugins/auth.js'
 import errors, { rejectionOf } from './plugins/errors.js'
@@ -122,6 +122,13 @@ export async function buildApp(opts: AppOptions) {
   })
   await app.register(errors)
   await app.register(auth, { adminToken: opts.adminToken })
+  // A query on a connection that stopped answering (a failover, a half-open TCP
+  // connection) is given up after DATABASE_QUERY_TIMEOUT_MS + 1 s of silence, and the
+  // connection leaves the pool; the server-side statement_timeout (below) comes a second
+  // earlier for a query that is only slow.
+  const stallGuard = new StallGuard(config.DATABASE_QUERY_TIMEOUT_MS + 1000, (err) =>
+    app.log.warn({ err }, 'a database connection stopped answering; given up'),
+  )
   await app.register(fastifyPostgres, {
     connectionString: opts.databaseUrl,
     application_name: 'basketball-api',
@@ -130,12 +137,12 @@ export async function buildApp(opts: AppOptions) {
     // A query stuck behind a lock is cancelled by the server (57014, answered 503), and its
     // backend does not linger. A SET, not a startup parameter: PgBouncer refuses unknown
     // startup parameters. pg-pool awaits it before handing the connection out, and a
-    // connection it fails on is not handed out at all.
+    // connection it fails on is not handed out at all. The stall guard covers it too.
     // (@types/pg says the hook returns void; pg-pool 3.14 awaits what it returns.)
     onConnect: ((client: ClientBase) =>
-      client.query(`SET statement_timeout = ${config.DATABASE_QUERY_TIMEOUT_MS}`)) as (
-      client: ClientBase,
-    ) => void,
+      stallGuard.arm(client, () =>
+        client.query(`SET statement_timeout = ${config.DATABASE_QUERY_TIMEOUT_MS}`),
+      )) as (client: ClientBase) => void,
     // A peer that vanished without a FIN is found by TCP keepalive, not after ~15 min of
     // retransmissions.
     keepAlive: true,
@@ -143,10 +150,7 @@ export async function buildApp(opts: AppOptions) {
   })
   // An idle pooled connection that the server drops must not crash the process.
   app.pg.pool.on('error', (err) => app.log.warn({ err }, 'idle database connection lost'))
-  // A query on a connection that stopped answering (a failover, a half-open TCP
-  // connection) is given up, and the connection leaves the pool. The server-side
-  // statement_timeout, set above, comes a second earlier for a query that is only slow.
-  guardStalledConnections(app.pg.pool, config.DATABASE_QUERY_TIMEOUT_MS + 1000)
+  stallGuard.track(app.pg.pool)
   await app.register(migrations, {
     connectionString: opts.migrationDatabaseUrl ?? opts.databaseUrl,
     migrationsDir: config.MIGRATIONS_DIR,

@@ -65,13 +65,11 @@ describe('queries stuck behind a lock', () => {
 async function freezableProxy(target: URL) {
   const pairs = new Set<[Socket, Socket]>()
   const all = new Set<Socket>()
+  let freezeNewOnceReady = false
   const server = createServer((client) => {
     const upstream = connect(Number(target.port || 5432), target.hostname)
     const pair: [Socket, Socket] = [client, upstream]
-    pairs.add(pair)
     all.add(client).add(upstream)
-    client.pipe(upstream)
-    upstream.pipe(client)
     const end = () => {
       pairs.delete(pair)
       client.destroy()
@@ -79,6 +77,20 @@ async function freezableProxy(target: URL) {
     }
     client.on('error', end).on('close', end)
     upstream.on('error', end).on('close', end)
+    client.pipe(upstream)
+    if (freezeNewOnceReady) {
+      // Startup and authentication pass, up to the first ReadyForQuery ('Z', length 5);
+      // after that the server's answers are held back.
+      let ready = false
+      upstream.on('data', (chunk: Buffer) => {
+        if (ready) return
+        client.write(chunk)
+        ready = chunk.includes(Buffer.from([0x5a, 0, 0, 0, 5]))
+      })
+      return
+    }
+    pairs.add(pair)
+    upstream.pipe(client)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = new URL(target)
@@ -97,6 +109,10 @@ async function freezableProxy(target: URL) {
       }
       pairs.clear()
       return frozen
+    },
+    /** Connections opened from now on stop answering once authenticated. */
+    freezeNewOnceReady() {
+      freezeNewOnceReady = true
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -148,15 +164,41 @@ describe('connections that stop answering', () => {
 })
 
 describe('a request connection idle in the pool for longer than the stall time', () => {
-  it('is kept: only a connection with a query out on it is given up', async () => {
+  it('is kept, and still given up once it stops answering', async () => {
     // Stall time DATABASE_QUERY_TIMEOUT_MS + 1 s = 1.1 s; the pool keeps idle ones 10 s.
-    const t: TestApp = await buildTestApp({ env: { DATABASE_QUERY_TIMEOUT_MS: '100' } })
-    cleanup.push(() => t.close())
-    const pid = async () => (await t.app.pg.query('SELECT pg_backend_pid() AS pid')).rows[0].pid
+    const { proxy, app } = await appThroughRelay({
+      DATABASE_QUERY_TIMEOUT_MS: '100',
+      HEALTH_CHECK_INTERVAL_MS: '60000',
+    })
+    const pid = async () => (await app.pg.query('SELECT pg_backend_pid() AS pid')).rows[0].pid
     const first = await pid()
     await new Promise((r) => setTimeout(r, 1600))
-    expect(t.app.pg.pool.totalCount).toBe(1)
+    expect(app.pg.pool.totalCount).toBe(1)
     expect(await pid()).toBe(first)
+    // Idle past the stall time again, then frozen: the guard still watches it.
+    await new Promise((r) => setTimeout(r, 1600))
+    expect(proxy.freeze()).toBeGreaterThan(0)
+    const stuck = await timed(() => app.inject({ url: '/teams', headers: AUTH }))
+    expect(stuck.value.statusCode).toBe(503)
+    expect(stuck.ms).toBeGreaterThan(900)
+    expect(stuck.ms).toBeLessThan(3000)
+    expect(app.pg.pool.totalCount).toBe(0)
+  })
+})
+
+describe('a new request connection that stops answering during its set-up query', () => {
+  it('is given up too (503), and does not keep its pool slot', async () => {
+    const { proxy, app } = await appThroughRelay({
+      DATABASE_QUERY_TIMEOUT_MS: '1000',
+      HEALTH_CHECK_INTERVAL_MS: '60000',
+    })
+    expect(app.pg.pool.totalCount).toBe(0)
+    proxy.freezeNewOnceReady()
+    const stuck = await timed(() => app.inject({ url: '/teams', headers: AUTH }))
+    expect(stuck.value.statusCode).toBe(503)
+    expect(stuck.ms).toBeGreaterThan(1800)
+    expect(stuck.ms).toBeLessThan(4000)
+    expect(app.pg.pool.totalCount).toBe(0)
   })
 })
 
