@@ -47,8 +47,6 @@ export class MigrationSupervisor {
   /** Ends the current retry wait early (see {@link databaseReachable}). */
   private retryEarly: AbortController | undefined
   private readonly opts: Required<SupervisorOptions>
-  /** A run started by {@link reapply}, while it lasts. */
-  private reapplying: Promise<void> | undefined
 
   constructor(
     readonly migrator: Migrator,
@@ -81,41 +79,6 @@ export class MigrationSupervisor {
     this.wake.abort()
     await this.migrator.stop()
     await this.loop
-    await this.reapplying
-  }
-
-  /**
-   * Once complete, the loop is over; the background inspection calls this when the
-   * ledger says migrations of this build are pending again: a ledger row deleted by
-   * hand, or an older backup restored under running replicas. With MIGRATE_ON_BOOT it
-   * runs the chain as a boot would (under the lock; a migration whose objects are all
-   * there comes back `already-present`) and readiness stays as it is meanwhile: every
-   * replica sees the same ledger at once, and turning them all unready would be an
-   * outage. A failure is kept as `lastError` (`/health` warns) and tried again at the
-   * next inspection. Without MIGRATE_ON_BOOT it does nothing: the migrate Job applies.
-   */
-  reapply(): Promise<void> {
-    if (!this.complete || this.stopped || !this.opts.migrateOnBoot) return Promise.resolve()
-    this.reapplying ??= this.migrator
-      .up()
-      .then(
-        () => {
-          this.error = null
-          this.opts.logger.info({}, 'pending migrations applied again; the ledger is complete')
-        },
-        (err) => {
-          if (err instanceof StopRequestedError || this.stopped) return
-          this.error = toRunError(err, this.migrator.view().current)
-          this.opts.logger.error(
-            { err: this.error },
-            'applying migrations found pending after completion failed; will retry',
-          )
-        },
-      )
-      .finally(() => {
-        this.reapplying = undefined
-      })
-    return this.reapplying
   }
 
   /**

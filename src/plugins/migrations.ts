@@ -53,6 +53,7 @@ export default fp(
     let cachedSeq = 0
     let started = 0
     let timer: NodeJS.Timeout | undefined
+    let reportedPending = 0
 
     // Inspections overlap (the background refresh, an admin's /migrations): the one that
     // started last is kept, not the one that finished last, which may have read an older ledger.
@@ -67,22 +68,28 @@ export default fp(
     }
     const refresh = () =>
       inspect().then(
-        async (i) => {
+        (i) => {
           if (i.unknown > 0 || i.drift.status === 'drift' || i.checksumMismatches > 0) {
             logger.warn(
               { unknown: i.unknown, drift: i.drift, checksumMismatches: i.checksumMismatches },
               'the database differs from this build',
             )
           }
-          if (i.pending > 0 && supervisor.complete) {
-            logger.warn(
-              { pending: i.pending, migrateOnBoot: opts.migrateOnBoot },
-              opts.migrateOnBoot
-                ? 'migrations of this build are pending again (a ledger row lost, or an older backup restored); applying them'
-                : 'migrations of this build are pending again (a ledger row lost, or an older backup restored); run the migrate job',
-            )
-            await supervisor.reapply()
-            if (supervisor.status().lastError === null && opts.migrateOnBoot) await inspect()
+          // Pending again once complete: a ledger row deleted by hand, or an older backup
+          // restored under running replicas. Reported, not applied: the inspection may run
+          // in the middle of a restore (tables made, rows not yet loaded), where DDL of its
+          // own would wreck it. A boot, or the migrate CLI, applies them. Logged when the
+          // count changes, not at every inspection.
+          if (supervisor.complete && i.pending !== reportedPending) {
+            if (i.pending > 0) {
+              logger.warn(
+                { pending: i.pending },
+                'migrations of this build are pending again (a ledger row deleted, or an older backup restored); a restart or `npm run migrate -- up` applies them',
+              )
+            } else if (reportedPending > 0) {
+              logger.info('no migration of this build is pending any more')
+            }
+            reportedPending = i.pending
           }
         },
         (err) => logger.warn({ err }, 'could not inspect the ledger'),
