@@ -12,34 +12,61 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 fail() { echo "image.sh: $*" >&2; exit 1; }
 
-# The commands replayed below must be the Dockerfile's own: fail when they drift apart.
-DOCKERFILE=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | tr -s ' ')
-for cmd in \
-  'npm ci --ignore-scripts --no-audit --no-fund' \
-  'RUN npm run build' \
-  'npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund' \
-  'RUN install -d -o 1000 -g 1000 /app/.compile-cache' \
-  'node /tmp/warm-compile-cache.mjs /app/.compile-cache /app/dist' \
-  'RUN chown -R root:root /app/.compile-cache && chmod -R a+rX,go-w /app/.compile-cache' \
-  'ENV NODE_COMPILE_CACHE=/app/.compile-cache' \
-  'USER 1000:1000' \
-  'CMD ["node", "dist/server.js"]'; do
-  grep -qF -- "$cmd" <<<"$DOCKERFILE" || fail "the Dockerfile no longer has: $cmd (update image.sh with it)"
-done
+# What is replayed below is the Dockerfile's every instruction, in order: when the
+# Dockerfile changes, this fails until the replay is changed with it.
+DOCKERFILE=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | tr -s ' ' | grep -E '^[A-Z]+ ')
+EXPECTED=$(cat <<'DOCKERFILE'
+ARG NODE_IMAGE=node:22-bookworm-slim
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY scripts ./scripts
+COPY migrations ./migrations
+COPY src ./src
+RUN npm run build
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production PORT=3000
+WORKDIR /app
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+RUN install -d -o 1000 -g 1000 /app/.compile-cache
+USER 1000:1000
+RUN --mount=type=bind,source=scripts/warm-compile-cache.mjs,target=/tmp/warm-compile-cache.mjs node /tmp/warm-compile-cache.mjs /app/.compile-cache /app/dist
+USER root
+RUN chown -R root:root /app/.compile-cache && chmod -R a+rX,go-w /app/.compile-cache
+ENV NODE_COMPILE_CACHE=/app/.compile-cache
+USER 1000:1000
+EXPOSE 3000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["node", "dist/server.js"]
+DOCKERFILE
+)
+if [ "$DOCKERFILE" != "$EXPECTED" ]; then
+  diff <(echo "$EXPECTED") <(echo "$DOCKERFILE") >&2 || true
+  fail "the Dockerfile's instructions changed (above: < replayed here, > Dockerfile); change the replay in image.sh with them"
+fi
 HEALTHCHECK_JSON=$(grep -o 'HEALTHCHECK .* CMD \[.*\]' <<<"$DOCKERFILE" | sed 's/.* CMD //')
 [ -n "$HEALTHCHECK_JSON" ] || fail "no HEALTHCHECK CMD in the Dockerfile"
 
-# shellcheck source=pg15-cluster.sh
-. .ci/pg15-cluster.sh
 W=$(mktemp -d "${TMPDIR:-/tmp}/image-ci.XXXXXX")
 chmod 0755 "$W"
 SERVICE_PID=
+PG_WORK=
 cleanup() {
   [ -n "$SERVICE_PID" ] && kill -KILL "$SERVICE_PID" 2>/dev/null || true
-  pg15_cluster_cleanup
+  [ -n "$PG_WORK" ] && pg15_cluster_cleanup
   rm -rf "$W"
 }
 trap cleanup EXIT
+# shellcheck source=pg15-cluster.sh
+PG15_CLUSTER_TRAP=0 . .ci/pg15-cluster.sh
 
 npm install --prefix "$W/node22" --no-save --no-audit --no-fund --loglevel=error node@22 >/dev/null
 export PATH="$W/node22/node_modules/.bin:$PATH"
@@ -79,9 +106,16 @@ else
 fi
 cp scripts/warm-compile-cache.mjs "$W/warm-compile-cache.mjs"
 "${AS_SERVICE[@]}" "$NODE" "$W/warm-compile-cache.mjs" "$APP/.compile-cache" "$APP/dist"
-# Read-only for the service from here on, as in the image (owned by root there).
-chmod -R a+rX,go-w "$APP"
-[ "$(id -u)" -ne 0 ] && chmod -R a-w "$APP"
+# Read-only for the service from here on, as in the image: all of /app is root's there.
+if [ "$(id -u)" -eq 0 ]; then
+  chown -R root:root "$APP/.compile-cache"
+  chmod -R a+rX,go-w "$APP"
+  if "${AS_SERVICE[@]}" test -w "$APP/.compile-cache" || "${AS_SERVICE[@]}" test -w "$APP/dist"; then
+    fail "the service's uid can write to /app"
+  fi
+else
+  chmod -R a+rX,a-w "$APP"
+fi
 
 # --- the incident database -----------------------------------------------------
 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$PG_URL" -c 'CREATE DATABASE club'

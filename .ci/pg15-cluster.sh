@@ -1,7 +1,8 @@
 # Sourced, not run: starts a throwaway PostgreSQL 15 cluster (Debian's postgresql-15,
 # installed when missing) in a temp dir on a free port, password auth, and removes it
-# on exit whatever happens. Afterwards: PG_BIN, PG_URL (superuser URL, database
-# `postgres`) and PG_PORT are set. Used by pg15.sh and image.sh.
+# on exit whatever happens (its own EXIT trap, set before initdb). Afterwards: PG_BIN,
+# PG_URL (superuser URL, database `postgres`) and PG_PORT are set. Used by pg15.sh and
+# image.sh.
 
 PG_BIN=${PG15_BIN:-/usr/lib/postgresql/15/bin}
 
@@ -26,16 +27,18 @@ else
   as_pg() { "$@"; }
 fi
 
-PG_WORK=$(mktemp -d "${TMPDIR:-/tmp}/pg15-ci.XXXXXX")
-chmod 0755 "$PG_WORK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_WORK"
-
 pg15_cluster_cleanup() {
   if [ -f "$PG_WORK/data/postmaster.pid" ]; then
     as_pg "$PG_BIN/pg_ctl" -D "$PG_WORK/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
   rm -rf "$PG_WORK"
 }
+PG_WORK=$(mktemp -d "${TMPDIR:-/tmp}/pg15-ci.XXXXXX")
+# Before initdb: a start that fails half-way (pg_ctl's -t) leaves nothing running.
+# A caller with a trap of its own sets PG15_CLUSTER_TRAP=0 and calls pg15_cluster_cleanup.
+[ "${PG15_CLUSTER_TRAP:-1}" = 1 ] && trap pg15_cluster_cleanup EXIT
+chmod 0755 "$PG_WORK"
+[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_WORK"
 
 PG_PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$PG_PASSWORD" >"$PG_WORK/pwfile"

@@ -11,7 +11,6 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=pg15-cluster.sh
 . .ci/pg15-cluster.sh
-trap pg15_cluster_cleanup EXIT
 
 status=0
 TEST_DATABASE_URL="$PG_URL" RESTARTABLE_PG_BINDIR="$PG_BIN" \
