@@ -67,6 +67,17 @@ export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
   // file would run is undefined, so none does: the migration carries a `problem`.
   const byName = new Map<string, string[]>()
   for (const { file, name } of files) byName.set(name, [...(byName.get(name) ?? []), file])
+  // Checksums of files the manifest does not cover, read 64 at a time rather than one
+  // after another: each read is a round trip to libuv's thread pool (200 files: ~20 ms).
+  const unlisted = [...byName].filter(([name]) => manifest[name] === undefined)
+  const sums = new Map<string, string>()
+  for (let i = 0; i < unlisted.length; i += 64) {
+    await Promise.all(
+      unlisted.slice(i, i + 64).map(async ([name, twins]) => {
+        sums.set(name, sourceChecksum(await readFile(join(root, twins[0] as string), 'utf8')))
+      }),
+    )
+  }
   const migrations: LoadedMigration[] = []
   for (const [name, twins] of byName) {
     const file = twins[0] as string
@@ -75,7 +86,7 @@ export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
         ? `exists twice in ${root} (${twins.join(', ')}): remove all but one`
         : undefined
     const path = join(root, file)
-    const checksum = manifest[name] ?? sourceChecksum(await readFile(path, 'utf8'))
+    const checksum = manifest[name] ?? (sums.get(name) as string)
     let module: Promise<MigrationModule> | undefined
     const load = () => {
       module ??= problem
