@@ -14,7 +14,11 @@ fail() { echo "image.sh: $*" >&2; exit 1; }
 
 # What is replayed below is the Dockerfile's every instruction, in order: when the
 # Dockerfile changes, this fails until the replay is changed with it.
-DOCKERFILE=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | tr -s ' ' | grep -E '^[A-Z]+ ')
+# Normalised as Docker reads it: continuation lines joined, comments and blank lines
+# dropped, indentation removed, tabs and runs of spaces made one space, the keyword in
+# capitals (Docker accepts `run`, an indented `RUN`, a tab after the keyword).
+DOCKERFILE=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | tr '\t' ' ' | tr -s ' ' |
+  sed -e 's/^ //' -e '/^#/d' -e '/^$/d' | awk '{ $1 = toupper($1); print }')
 EXPECTED=$(cat <<'DOCKERFILE'
 ARG NODE_IMAGE=node:22-bookworm-slim
 FROM ${NODE_IMAGE} AS build

@@ -9,7 +9,7 @@ import Fastify, {
 } from 'fastify'
 import type { ClientBase } from 'pg'
 import type { Config } from './config.js'
-import { StallGuard } from './lib/stall-guard.js'
+import { ConnectionStalledError, StallGuard } from './lib/stall-guard.js'
 import { LazyCompilers } from './lib/validators.js'
 import auth from './plugins/auth.js'
 import errors, { rejectionOf } from './plugins/errors.js'
@@ -126,9 +126,7 @@ export async function buildApp(opts: AppOptions) {
   // connection) is given up after DATABASE_QUERY_TIMEOUT_MS + 1 s of silence, and the
   // connection leaves the pool; the server-side statement_timeout (below) comes a second
   // earlier for a query that is only slow.
-  const stallGuard = new StallGuard(config.DATABASE_QUERY_TIMEOUT_MS + 1000, (err) =>
-    app.log.warn({ err }, 'a database connection stopped answering; given up'),
-  )
+  const stallGuard = new StallGuard(config.DATABASE_QUERY_TIMEOUT_MS + 1000)
   await app.register(fastifyPostgres, {
     connectionString: opts.databaseUrl,
     application_name: 'basketball-api',
@@ -148,8 +146,13 @@ export async function buildApp(opts: AppOptions) {
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
   })
-  // An idle pooled connection that the server drops must not crash the process.
-  app.pg.pool.on('error', (err) => app.log.warn({ err }, 'idle database connection lost'))
+  // An idle pooled connection that the server drops must not crash the process. A stall
+  // during a new connection's set-up comes here too, and is already the failed request's.
+  app.pg.pool.on('error', (err) => {
+    if (!(err instanceof ConnectionStalledError)) {
+      app.log.warn({ err }, 'idle database connection lost')
+    }
+  })
   stallGuard.track(app.pg.pool)
   await app.register(migrations, {
     connectionString: opts.migrationDatabaseUrl ?? opts.databaseUrl,

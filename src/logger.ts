@@ -12,7 +12,18 @@ import pino from 'pino'
  */
 export function createLogger(level: string, destination?: pino.DestinationStream) {
   return pino(
-    { level },
+    {
+      level,
+      // pg-pool puts the whole client on an error it reports (`err.client`): ~8 KB of
+      // connection state per line, host and user included. The error is the point.
+      serializers: {
+        err: (err: Error) => {
+          const serialized = pino.stdSerializers.err(err) as Record<string, unknown>
+          if (serialized && typeof serialized === 'object') delete serialized.client
+          return serialized
+        },
+      },
+    },
     // Synchronous writes (pino's default): one write() per line on this thread. The
     // asynchronous mode hands each line to libuv's thread pool and back, which cost ~25 µs
     // of CPU per roster request (155 vs 130 µs; bench/README.md), and a crash or OOM kill

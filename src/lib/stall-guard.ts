@@ -34,10 +34,7 @@ type GuardedClient = ClientBase & { [BUSY]?: boolean }
  * service only uses `pool.query` (one statement per checkout).
  */
 export class StallGuard {
-  constructor(
-    private readonly stallMs: number,
-    private readonly onStall: (err: ConnectionStalledError) => void,
-  ) {}
+  constructor(private readonly stallMs: number) {}
 
   /**
    * For the pool's `onConnect` hook: arms the guard on a new connection, and keeps it
@@ -54,14 +51,13 @@ export class StallGuard {
     // the first timeout, which a connection idle in the pool reaches.
     socket.setTimeout(this.stallMs)
     socket.on('timeout', () => {
-      if (guarded[BUSY] !== true) return
-      const err = new ConnectionStalledError(this.stallMs)
-      this.onStall(err)
-      socket.destroy(err)
+      if (guarded[BUSY] === true) socket.destroy(new ConnectionStalledError(this.stallMs))
     })
-    // The destroyed socket's error reaches the query; the client then emits it too, and
-    // an 'error' with no listener would end the process. The pool's own listener is
-    // there only while the client is idle; onStall has reported it.
+    // The destroyed socket's error reaches the query, whose caller reports it (a request's
+    // 503 is logged by the error handler); the client then emits it too, and an 'error'
+    // with no listener would end the process. pg-pool listens only while the client is
+    // idle and during this set-up (its listener then emits the pool's own 'error', which
+    // the pool's owner must listen to, as for any connection lost while idle).
     client.on('error', () => {})
     try {
       return await setUp()

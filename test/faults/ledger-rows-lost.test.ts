@@ -100,6 +100,39 @@ describe('ledger rows lost while the service is ready', () => {
     )
   })
 
+  it('without MIGRATE_ON_BOOT, the line points to the migrate job, since a restart would not apply them', async () => {
+    const migrated = await buildTestApp({})
+    apps.push(migrated)
+    const lines: string[] = []
+    const config = loadConfig({
+      DATABASE_URL: migrated.db.url,
+      ADMIN_TOKEN,
+      LOG_LEVEL: 'silent',
+      MIGRATE_ON_BOOT: 'false',
+    })
+    const app = await buildApp({
+      config,
+      databaseUrl: migrated.db.url,
+      adminToken: ADMIN_TOKEN,
+      logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
+      inspectEveryMs: 100,
+    })
+    const t: TestApp = { ...migrated, app, close: () => app.close() }
+    apps.push(t)
+    await app.ready()
+    await app.migrations.supervisor.settled()
+    expect(app.readiness.reason()).toBeNull()
+    await withClient(t.db.url, (c) =>
+      c.query(`DELETE FROM schema_migrations WHERE name = '020_custom_notes'`),
+    )
+    const line = await until('the warning', async () =>
+      lines.find((l) => l.includes('pending again')),
+    )
+    expect(JSON.parse(line).msg).toMatch(/migrate job .*MIGRATE_ON_BOOT=false/)
+    expect((await stateCheck(t)).status).toBe('warn')
+    expect(app.readiness.reason()).toBeNull()
+  })
+
   it('rows from a newer build (unknown) are no reason to warn about pending ones', async () => {
     const t = await buildTestApp({ inspectEveryMs: 100 })
     apps.push(t)

@@ -1,8 +1,9 @@
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
-import { buildApp } from '../../src/app.js'
+import { type AppOptions, buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import { createLogger } from '../../src/logger.js'
 import { ADMIN_TOKEN, AUTH, buildTestApp, type TestApp, watchReadiness } from '../helpers/app.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { withClient } from '../helpers/postgres.js'
@@ -127,12 +128,12 @@ async function freezableProxy(target: URL) {
  * closed (relay first: a frozen connection's goodbye would otherwise wait forever) and
  * dropped after the file.
  */
-async function appThroughRelay(env: Record<string, string>) {
+async function appThroughRelay(env: Record<string, string>, logger?: AppOptions['logger']) {
   const db: TestDatabase = await createTestDatabase('incident')
   cleanup.push(() => db.drop())
   const proxy = await freezableProxy(new URL(db.url))
   const config = loadConfig({ DATABASE_URL: proxy.url, ADMIN_TOKEN, LOG_LEVEL: 'silent', ...env })
-  const app = await buildApp({ config, databaseUrl: proxy.url, adminToken: ADMIN_TOKEN })
+  const app = await buildApp({ config, databaseUrl: proxy.url, adminToken: ADMIN_TOKEN, logger })
   cleanup.push(() => proxy.close().then(() => app.close()))
   await app.ready()
   await app.migrations.supervisor.settled()
@@ -187,11 +188,12 @@ describe('a request connection idle in the pool for longer than the stall time',
 })
 
 describe('a new request connection that stops answering during its set-up query', () => {
-  it('is given up too (503), and does not keep its pool slot', async () => {
-    const { proxy, app } = await appThroughRelay({
-      DATABASE_QUERY_TIMEOUT_MS: '1000',
-      HEALTH_CHECK_INTERVAL_MS: '60000',
-    })
+  it('is given up too (503), does not keep its pool slot, and is logged once, without the client', async () => {
+    const lines: string[] = []
+    const { proxy, app } = await appThroughRelay(
+      { DATABASE_QUERY_TIMEOUT_MS: '1000', HEALTH_CHECK_INTERVAL_MS: '60000' },
+      createLogger('info', { write: (line: string) => void lines.push(line) }),
+    )
     expect(app.pg.pool.totalCount).toBe(0)
     proxy.freezeNewOnceReady()
     const stuck = await timed(() => app.inject({ url: '/teams', headers: AUTH }))
@@ -199,6 +201,13 @@ describe('a new request connection that stops answering during its set-up query'
     expect(stuck.ms).toBeGreaterThan(1800)
     expect(stuck.ms).toBeLessThan(4000)
     expect(app.pg.pool.totalCount).toBe(0)
+    // One line: the request's failure (not also "idle database connection lost"), and
+    // without pg-pool's `err.client` (~8 KB of connection state, host and user included).
+    const stalls = lines.filter((l) => l.includes('stopped answering'))
+    expect(stalls).toHaveLength(1)
+    expect(JSON.parse(stalls[0] as string)).toMatchObject({ level: 50, msg: 'request failed' })
+    expect(lines.some((l) => l.includes('idle database connection lost'))).toBe(false)
+    for (const line of lines) expect(line).not.toContain('"client"')
   })
 })
 
