@@ -14,11 +14,16 @@ fail() { echo "image.sh: $*" >&2; exit 1; }
 
 # What is replayed below is the Dockerfile's every instruction, in order: when the
 # Dockerfile changes, this fails until the replay is changed with it.
-# Normalised as Docker reads it: continuation lines joined, comments and blank lines
-# dropped, indentation removed, tabs and runs of spaces made one space, the keyword in
-# capitals (Docker accepts `run`, an indented `RUN`, a tab after the keyword).
-DOCKERFILE=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | tr '\t' ' ' | tr -s ' ' |
-  sed -e 's/^ //' -e '/^#/d' -e '/^$/d' | awk '{ $1 = toupper($1); print }')
+# Normalised as Docker reads it: comment lines dropped first (a comment ends at its
+# line, also one ending in a backslash, and may sit inside a continued instruction),
+# then continuation lines joined, blank lines dropped, indentation removed, tabs and
+# runs of spaces made one space (also inside quotes: a known blind spot), the keyword
+# in capitals (Docker accepts `run`, an indented `RUN`, a tab after the keyword). The
+# parser directive on line 1 (`# syntax=`) picks the build frontend: checked apart.
+[ "$(head -n 1 Dockerfile)" = '# syntax=docker/dockerfile:1' ] ||
+  fail "the Dockerfile's first line is no longer # syntax=docker/dockerfile:1"
+DOCKERFILE=$(sed -e '/^[[:space:]]*#/d' Dockerfile | sed -e ':a' -e '/\\$/N; s/\\\n//; ta' |
+  tr '\t' ' ' | tr -s ' ' | sed -e 's/^ //' -e '/^$/d' | awk '{ $1 = toupper($1); print }')
 EXPECTED=$(cat <<'DOCKERFILE'
 ARG NODE_IMAGE=node:22-bookworm-slim
 FROM ${NODE_IMAGE} AS build

@@ -147,9 +147,13 @@ export async function buildApp(opts: AppOptions) {
     keepAliveInitialDelayMillis: 10_000,
   })
   // An idle pooled connection that the server drops must not crash the process. A stall
-  // during a new connection's set-up comes here too, and is already the failed request's.
+  // during a new connection's set-up comes here too: usually the request it was for fails
+  // with it and logs it (503), so `info` here; but a request that gave up waiting first
+  // (the pool's 5 s) logged only its own timeout.
   app.pg.pool.on('error', (err) => {
-    if (!(err instanceof ConnectionStalledError)) {
+    if (err instanceof ConnectionStalledError) {
+      app.log.info({ err }, 'a new database connection stopped answering during its set-up')
+    } else {
       app.log.warn({ err }, 'idle database connection lost')
     }
   })

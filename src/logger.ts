@@ -16,13 +16,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       level,
       // pg-pool puts the whole client on an error it reports (`err.client`): ~8 KB of
       // connection state per line, host and user included. The error is the point.
-      serializers: {
-        err: (err: Error) => {
-          const serialized = pino.stdSerializers.err(err) as Record<string, unknown>
-          if (serialized && typeof serialized === 'object') delete serialized.client
-          return serialized
-        },
-      },
+      serializers: { err: (err: Error) => withoutClients(pino.stdSerializers.err(err), 0) },
     },
     // Synchronous writes (pino's default): one write() per line on this thread. The
     // asynchronous mode hands each line to libuv's thread pool and back, which cost ~25 µs
@@ -30,4 +24,20 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     // could lose the lines still queued.
     destination ?? pino.destination({ sync: true }),
   )
+}
+
+/**
+ * The serialized error without any `client` key, also in the errors it nests
+ * (`aggregateErrors`, an error-valued property, which pino serializes the same way).
+ */
+function withoutClients(value: unknown, depth: number): unknown {
+  if (depth > 8 || value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) {
+    for (const item of value) withoutClients(item, depth + 1)
+    return value
+  }
+  const record = value as Record<string, unknown>
+  delete record.client
+  for (const key of Object.keys(record)) withoutClients(record[key], depth + 1)
+  return value
 }

@@ -71,3 +71,35 @@ describe('request logging', () => {
     expect(text).not.toContain('Bearer')
   })
 })
+
+describe('the err serializer', () => {
+  it("drops pg-pool's err.client, also from nested and aggregated errors, and keeps the rest", () => {
+    const lines: string[] = []
+    const log = createLogger('info', { write: (line: string) => void lines.push(line) })
+    const withClient = (message: string) =>
+      Object.assign(new Error(message), {
+        code: '57P01',
+        detail: 'the detail',
+        client: { host: 'db.internal', user: 'app', password: 'secret-pw' },
+      })
+    log.error({ err: withClient('top') }, 'one')
+    log.error({ err: new AggregateError([withClient('inner')], 'all') }, 'two')
+    log.error(
+      { err: Object.assign(new Error('outer'), { original: withClient('nested') }) },
+      'three',
+    )
+    expect(lines).toHaveLength(3)
+    for (const line of lines) {
+      expect(line).not.toContain('"client"')
+      expect(line).not.toContain('secret-pw')
+      expect(line).not.toContain('db.internal')
+    }
+    expect(JSON.parse(lines[0] as string).err).toMatchObject({
+      code: '57P01',
+      detail: 'the detail',
+    })
+    expect(JSON.parse(lines[1] as string).err.aggregateErrors[0]).toMatchObject({
+      message: 'inner',
+    })
+  })
+})
