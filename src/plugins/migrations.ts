@@ -78,15 +78,17 @@ export default fp(
           // Pending again once complete: a ledger row deleted by hand, or an older backup
           // restored under running replicas. Reported, not applied: the inspection may run
           // in the middle of a restore (tables made, rows not yet loaded), where DDL of its
-          // own would wreck it. A boot (with MIGRATE_ON_BOOT) or the migrate CLI applies them. Logged when the
-          // count changes, not at every inspection.
+          // own would wreck it. A boot (with MIGRATE_ON_BOOT) or the migrate CLI applies
+          // them. Logged when the count changes, not at every inspection.
           if (supervisor.complete && i.pending !== reportedPending) {
             if (i.pending > 0) {
               logger.warn(
                 { pending: i.pending },
-                opts.migrateOnBoot
-                  ? 'migrations of this build are pending again (a ledger row deleted, or an older backup restored); a restart or `npm run migrate -- up` applies them'
-                  : 'migrations of this build are pending again (a ledger row deleted, or an older backup restored); the migrate job (`npm run migrate -- up`) applies them: with MIGRATE_ON_BOOT=false a restarted replica stays unready until then',
+                `migrations of this build are pending again (a ledger row deleted, or an older backup restored); ${
+                  opts.migrateOnBoot
+                    ? 'a restart or `npm run migrate -- up` applies them'
+                    : 'the migrate job (`npm run migrate -- up`) applies them: with MIGRATE_ON_BOOT=false a restarted replica stays unready until then'
+                }`,
               )
             } else if (reportedPending > 0) {
               logger.info('no migration of this build is pending any more')
