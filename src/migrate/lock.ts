@@ -22,12 +22,13 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 export { sleep }
 
 /**
- * Takes the migration lock by polling `pg_try_advisory_lock` on a session of its
- * own. A blocking `pg_advisory_lock` would hold a snapshot while it waits, and a
- * `CREATE INDEX CONCURRENTLY` in the holder waits for that snapshot forever. A
- * session lock dies with its connection, so a killed process never leaves it stale.
- * While waiting, the session LISTENs for the holder's release: the next try follows
- * it at once instead of at the next poll (polling stays, for a holder that died).
+ * Takes the migration lock by polling `pg_try_advisory_lock` on `client`, the session
+ * that will then apply the migrations (src/migrate/migrator.ts says why). A blocking
+ * `pg_advisory_lock` would hold a snapshot while it waits, and a `CREATE INDEX
+ * CONCURRENTLY` in the holder waits for that snapshot forever. A session lock dies with
+ * its connection, so a killed process never leaves it stale. While waiting, the
+ * session LISTENs for the holder's release: the next try follows it at once instead of
+ * at the next poll (polling stays, for a holder that died).
  */
 export async function acquireMigrationLock(
   client: ClientBase,
@@ -84,6 +85,8 @@ export async function acquireMigrationLock(
     }
   } finally {
     client.off('notification', onNotification)
+    // The session goes on to apply migrations: it no longer needs to hear of releases.
+    if (listening) await client.query(`UNLISTEN ${RELEASED}`).catch(() => {})
   }
 }
 

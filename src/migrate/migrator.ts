@@ -241,7 +241,7 @@ export class Migrator {
       await work.end().catch(() => {})
       return []
     }
-    // Start importing what will probably run now: the imports overlap the lock session's
+    // Start importing what will probably run now: the imports overlap the watch session's
     // connection, the lock and the ledger read instead of following them. A few modules at
     // a time, and no further once the lock turns out to be held by another replica: a
     // waiting replica will probably apply nothing, and on a busy node its imports would
@@ -254,7 +254,7 @@ export class Migrator {
     }
     if (likelyPending) void this.prefetch(likelyPending)
     return this.locked(
-      async (work, lockClient) => {
+      async (work, watch) => {
         await ensureLedger(work)
         const migrations = await this.migrations()
         // Nothing pending after all (another replica applied it while this one waited for
@@ -280,7 +280,7 @@ export class Migrator {
           migrations: migrations.map((m) => ({
             name: m.name,
             path: m.path,
-            up: () => this.apply(work, lockClient, m),
+            up: () => this.apply(work, watch, m),
           })),
           storage,
           context: {},
@@ -412,14 +412,21 @@ export class Migrator {
   }
 
   /**
-   * Runs `fn` with a work connection while holding the migration lock on a session of
-   * its own: opens the two sessions (the work session unless `work` is given; it is closed
-   * at the end either way), takes the lock, runs `fn`, releases. With `ifNothingPending`,
-   * a wait for the lock ends as soon as a notified release leaves nothing pending in the
-   * ledger (read on the lock session), and that value is returned without running `fn`.
+   * Runs `fn` with a work connection that holds the migration lock: opens the work
+   * session (unless `work` is given; it is closed at the end either way) and a watch
+   * session beside it, takes the lock on the work session, runs `fn`, releases. With
+   * `ifNothingPending`, a wait for the lock ends as soon as a notified release leaves
+   * nothing pending in the ledger, and that value is returned without running `fn`.
+   *
+   * The lock lives on the session that applies the migrations, not on one of its own: a
+   * lock session that died (a `pg_terminate_backend`, a lost connection) freed the lock
+   * while this run's migration went on, and another replica then applied the same one
+   * beside it. Now whatever ends the lock ends the session's transaction with it, so no
+   * statement of this run can follow the lock's loss. The watch session only watches:
+   * who blocks a running migration (`pg_blocking_pids`), and a cancel on `stop()`.
    */
   private async locked<T>(
-    fn: (work: pg.Client, lockClient: pg.Client) => Promise<T>,
+    fn: (work: pg.Client, watch: pg.Client) => Promise<T>,
     options: { work?: pg.Client; ifNothingPending?: () => T } = {},
   ): Promise<T> {
     const { ifNothingPending } = options
@@ -435,21 +442,21 @@ export class Migrator {
     try {
       // Both connections at once; whichever opened is closed in `finally` if the other failed.
       const connecting = await Promise.allSettled([
-        this.connect('migration-lock'),
+        this.connect('migration-watch'),
         options.work ?? this.connect('migration'),
       ])
       opened = connecting.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []))
       for (const c of connecting) if (c.status === 'rejected') throw c.reason
-      const [lockClient, work] = opened as [pg.Client, pg.Client]
+      const [watch, work] = opened as [pg.Client, pg.Client]
       const pid = (await work.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid
       this.active = { pid: pid ?? 0, done }
       this.run = { ...this.run, state: 'idle', current: null, lockHolder: null, blockedBy: [] }
       let waitingLogged = false
-      const locked = await acquireMigrationLock(lockClient, {
+      const locked = await acquireMigrationLock(work, {
         signal: this.abort.signal,
         ...(ifNothingPending && {
           stillNeeded: () =>
-            readLedger(lockClient)
+            readLedger(work)
               .then((rows) => this.pending(rows))
               .then(
                 (pending) => pending.length > 0,
@@ -474,11 +481,11 @@ export class Migrator {
       }
       this.run = { ...this.run, state: 'running', lockHolder: null }
       try {
-        const result = await fn(work, lockClient)
+        const result = await fn(work, watch)
         this.markComplete()
         return result
       } finally {
-        await releaseMigrationLock(lockClient).catch(() => {})
+        await releaseMigrationLock(work).catch(() => {})
       }
     } catch (err) {
       let cause = rootCause(err)
@@ -507,12 +514,12 @@ export class Migrator {
   }
 
   /** Applies one migration, retrying the whole transaction with backoff when it hits `lock_timeout`. */
-  private async apply(work: pg.Client, lockClient: pg.Client, m: LoadedMigration): Promise<void> {
+  private async apply(work: pg.Client, watch: pg.Client, m: LoadedMigration): Promise<void> {
     const pid = this.active?.pid ?? 0
     for (let attempt = 1; ; attempt++) {
       if (this.stopping) throw new StopRequestedError(`stopped before ${m.name}`)
       this.run.current = m.name
-      const watchdog = this.watchBlockers(lockClient, pid)
+      const watchdog = this.watchBlockers(watch, pid)
       try {
         const row = await this.applyOnce(work, m)
         this.run.blockedBy = []
@@ -629,7 +636,7 @@ export class Migrator {
   }
 
   /** While a migration runs, notes the sessions that block it (pg_blocking_pids) for `/migrations` and the log. */
-  private watchBlockers(lockClient: pg.Client, pid: number) {
+  private watchBlockers(watch: pg.Client, pid: number) {
     const every = Math.max(100, Math.min(1000, Math.floor(this.opts.lockTimeoutMs / 3)))
     let inFlight: Promise<unknown> = Promise.resolve()
     let busy = false
@@ -637,7 +644,7 @@ export class Migrator {
     const timer = setInterval(() => {
       if (busy) return
       busy = true
-      inFlight = lockClient
+      inFlight = watch
         .query<{ pid: number; application: string; state: string | null; seconds: number | null }>(
           `SELECT pid, application_name AS application, state,
                   extract(epoch FROM now() - xact_start)::float8 AS seconds

@@ -2,6 +2,7 @@ import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { acquireMigrationLock, releaseMigrationLock } from '../../src/migrate/lock.js'
 import { Migrator } from '../../src/migrate/migrator.js'
+import { writeChain } from '../helpers/chains.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { withClient } from '../helpers/postgres.js'
 
@@ -50,6 +51,56 @@ describe('the migration lock', () => {
     await other.client.query('SELECT pg_advisory_unlock_all()')
     expect(await run).toHaveLength(23)
     expect(migrator.view()).toMatchObject({ state: 'complete', lockHolder: null })
+  })
+
+  it('a run whose lock holder is killed stops there: nothing of it goes on beside the next holder', async () => {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const dir = await writeChain({
+      '001_table': "await context.query('CREATE TABLE t (id int PRIMARY KEY)')",
+      '002_insert': "await context.query('INSERT INTO t VALUES (2)')",
+    })
+    const options = { connectionString: db.url, migrationsDir: dir, lockTimeoutMs: 60_000 }
+    await new Migrator({ ...options, applicationName: 'first' }).up({ to: '001_table' })
+    // A session holds the table: the run's 002 waits on it, holding the migration lock.
+    const table = new pg.Client(db.url)
+    clients.push(table)
+    await table.connect()
+    await table.query('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE')
+    const a = new Migrator({ ...options, applicationName: 'a' })
+    const runA = a.up()
+    runA.catch(() => {})
+    const waitingOnTable = (app: string) =>
+      withClient(db.url, async (c) => {
+        const { rows } = await c.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE application_name LIKE $1 AND wait_event_type = 'Lock'`,
+          [`${app}:%`],
+        )
+        return rows[0]?.n
+      })
+    await expect.poll(() => waitingOnTable('a'), { timeout: 10_000 }).toBe(1)
+
+    // An operator (or a lost connection) ends the session that holds the migration lock.
+    await withClient(db.url, (c) =>
+      c.query(`SELECT pg_terminate_backend(pid) FROM pg_locks
+                WHERE locktype = 'advisory' AND granted AND objid = 1835624306`),
+    )
+    // The run ends with it: its INSERT no longer waits to commit beside the next holder's.
+    await expect(runA).rejects.toThrow()
+    expect(a.view().state).toBe('failed')
+    await expect.poll(() => waitingOnTable('a'), { timeout: 5000 }).toBe(0)
+
+    const b = new Migrator({ ...options, applicationName: 'b' })
+    const runB = b.up()
+    await expect.poll(() => waitingOnTable('b'), { timeout: 10_000 }).toBe(1)
+    await table.query('ROLLBACK')
+    expect(await runB).toEqual(['002_insert'])
+    await withClient(db.url, async (c) => {
+      expect((await c.query('SELECT id FROM t')).rows).toEqual([{ id: 2 }])
+      const ledger = await c.query("SELECT name FROM schema_migrations WHERE name = '002_insert'")
+      expect(ledger.rows).toHaveLength(1)
+    })
   })
 
   it('an up-to-date boot neither takes nor waits for the lock', async () => {
