@@ -7,19 +7,25 @@ import { MAX_ID } from '../schemas/common.js'
  * CONTRACT.md: "Ids are integers; a non-integer id is a 400, an unknown one a 404." Path ids
  * are validated as integers only, and one that no row can have (below 1, above PostgreSQL's
  * `integer`) is answered 404 here, naming what the path names, before any query: `/teams/0`
- * is an unknown team, not bad input. Runs after authentication and validation.
+ * is an unknown team, not bad input. Runs after authentication and validation. The 404
+ * names the id as the client wrote it.
  */
 export default fp(
   async (app) => {
     app.addHook('onRoute', (route) => {
       const ids = pathIds(route.url)
       if (ids.length === 0) return
+      const segments = route.url.split('/')
       const check: preHandlerHookHandler = (request, _reply, done) => {
         const params = request.params as Record<string, unknown>
         for (const [param, thing] of ids) {
           const id = params[param]
           if (typeof id === 'number' && (id < 1 || id > MAX_ID)) {
-            return done(notFound(`${thing} ${id}`))
+            // Named as sent, read back from the URL (validation made the param a number, and
+            // `99999999999999999999999` would read `1e+23`, `-0` read `0`). Only here, on the
+            // 404: nothing is kept per request. Validation let only an integer through.
+            const sent = sentSegment(request.url, segments.indexOf(`:${param}`))
+            return done(notFound(`${thing} ${sent ?? id}`))
           }
         }
         done()
@@ -32,6 +38,17 @@ export default fp(
   },
   { name: 'path-ids' },
 )
+
+/** Segment `index` of a request URL's path, decoded; null when there is none or it is not an integer. */
+function sentSegment(url: string, index: number): string | null {
+  const path = url.split('?', 1)[0] ?? ''
+  try {
+    const segment = decodeURIComponent(path.split('/')[index] ?? '')
+    return /^[+-]?\d+$/.test(segment) ? segment : null
+  } catch {
+    return null
+  }
+}
 
 /**
  * The id parameters of a route and what each names: `/teams/:id/roster/:playerId` gives

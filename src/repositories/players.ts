@@ -42,8 +42,11 @@ export function createPlayersRepository(db: Queryable) {
   return {
     get,
 
-    /** Ordered by last name, first name, id (the ix_players_last_first index). */
-    async list(query: ListPlayersQuery): Promise<PlayerPage> {
+    /**
+     * Ordered by last name, first name, id (the ix_players_last_first index). Null when
+     * `teamId` names no team.
+     */
+    async list(query: ListPlayersQuery): Promise<PlayerPage | null> {
       const limit = query.limit ?? DEFAULT_PAGE_SIZE
       const where: string[] = []
       const values: unknown[] = []
@@ -51,9 +54,10 @@ export function createPlayersRepository(db: Queryable) {
         values.push(value)
         return `$${values.length}`
       }
-      if (query.teamId !== undefined) {
+      const team = query.teamId === undefined ? undefined : param(query.teamId)
+      if (team !== undefined) {
         where.push(
-          `EXISTS (SELECT 1 FROM player_teams pt WHERE pt.player_id = p.id AND pt.team_id = ${param(query.teamId)})`,
+          `EXISTS (SELECT 1 FROM player_teams pt WHERE pt.player_id = p.id AND pt.team_id = ${team})`,
         )
       }
       const search = query.search?.trim()
@@ -66,14 +70,22 @@ export function createPlayersRepository(db: Queryable) {
           `(p.last_name, p.first_name, p.id) > (${param(lastName)}::text, ${param(firstName)}::text, ${param(id)}::integer)`,
         )
       }
-      const { rows } = await db.query<Player>(
-        `SELECT ${COLUMNS} FROM players p
+      const page = `SELECT ${COLUMNS} FROM players p
           ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
           ORDER BY p.last_name, p.first_name, p.id
-          LIMIT ${param(limit + 1)}`,
+          LIMIT ${param(limit + 1)}`
+      // With a team, one statement from `teams` (no round trip to tell an unknown team from
+      // one nobody matches): an unknown team gives no row, an empty page one row of nulls.
+      const { rows } = await db.query<Player>(
+        team === undefined
+          ? page
+          : `SELECT page.* FROM teams t LEFT JOIN (${page}) page ON true
+              WHERE t.id = ${team}
+              ORDER BY page."lastName", page."firstName", page.id`,
         values,
       )
-      const items = rows.slice(0, limit)
+      if (team !== undefined && rows.length === 0) return null
+      const items = rows[0]?.id === null ? [] : rows.slice(0, limit)
       const last = items.at(-1)
       return {
         items,

@@ -51,6 +51,9 @@ export function createRosterRepository(db: Queryable) {
     ): Promise<{ entry: RosterItem; created: boolean }> {
       try {
         // `xmax = 0`: the row version was inserted by this statement; an ON CONFLICT update sets xmax.
+        // LEFT JOIN: the foreign key is checked with a fresh snapshot, the join with the
+        // statement's. A player committed while the insert waited (on the number's unique
+        // index, held by another transaction) passes the one and is missing from the other.
         const { rows } = await db.query<RosterItem & { created: boolean }>(
           `WITH pt AS (
              INSERT INTO player_teams AS cur (team_id, player_id, jersey_number, role)
@@ -61,7 +64,7 @@ export function createRosterRepository(db: Queryable) {
                role = COALESCE($4::text, cur.role)
              RETURNING cur.*, (xmax = 0) AS created
            )
-           SELECT ${ITEM}, pt.created FROM pt JOIN players p ON p.id = pt.player_id`,
+           SELECT ${ITEM}, pt.created FROM pt LEFT JOIN players p ON p.id = pt.player_id`,
           [
             teamId,
             playerId,
@@ -71,6 +74,16 @@ export function createRosterRepository(db: Queryable) {
           ],
         )
         const { created, ...row } = rows[0] as RosterItem & { created: boolean }
+        if (row.firstName === null) {
+          // The write committed: read the names in a statement of their own (a new snapshot).
+          const names = await db.query<Pick<RosterItem, 'firstName' | 'lastName'>>(
+            'SELECT first_name AS "firstName", last_name AS "lastName" FROM players WHERE id = $1',
+            [playerId],
+          )
+          // Deleted since (its roster entries with it): unknown now.
+          if (!names.rows[0]) throw notFound(`player ${playerId}`)
+          Object.assign(row, names.rows[0])
+        }
         return { entry: row, created }
       } catch (err) {
         if (violates(err, UNIQUE_VIOLATION, 'ux_player_teams_team_jersey')) {

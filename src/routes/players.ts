@@ -28,10 +28,14 @@ const playersRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         security,
         querystring: ListPlayersQuery,
-        response: { 200: PlayerPage, ...errorResponses(400) },
+        response: { 200: PlayerPage, ...errorResponses(400, 404) },
       },
     },
-    async (request) => players.list(request.query),
+    async (request) => {
+      const page = await players.list(request.query)
+      if (!page) throw notFound(`team ${request.query.teamId}`)
+      return page
+    },
   )
 
   app.post(

@@ -1,5 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Id, Name, Nullable, PathId } from './common.js'
+import { Id, Nullable, PathId } from './common.js'
+
+/**
+ * Words separated by single spaces: no space, tab or line break (`\s`, Unicode's spaces
+ * included) before, after or doubled, and no NUL (PostgreSQL text cannot hold it). A role
+ * is a label the roster shows; " captain" and "captain" must not be two roles.
+ */
+const ROLE = '^[^\\s\\u0000]+( [^\\s\\u0000]+)*$'
 
 export const RosterParams = Type.Object({ id: PathId(), playerId: PathId() })
 export type RosterParams = Static<typeof RosterParams>
@@ -32,11 +39,15 @@ export const PutRosterEntryBody = Type.Object(
         }),
       ),
     ),
-    // CONTRACT.md names no roles: any word the column holds (`player_teams.role`, varchar(20)).
+    // CONTRACT.md names no roles: any words the column holds (`player_teams.role`, varchar(20)).
     role: Type.Optional(
-      Name(20, {
+      Type.String({
+        minLength: 1,
+        maxLength: 20,
+        pattern: ROLE,
         description:
-          "For example player, captain, assistant. Omitted: unchanged ('player' on join)",
+          'For example player, captain, assistant coach: words separated by single spaces. ' +
+          "Omitted: unchanged ('player' on join)",
       }),
     ),
   },

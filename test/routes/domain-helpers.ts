@@ -31,5 +31,15 @@ export async function rowCounts(app: App) {
 
 /** Ids that are not integers (plain digits): each must be a 400. */
 export const BAD_IDS = ['abc', '1.5', '0x2', '1e3', ' 2', '2.0']
-/** Integers no row can have (below 1, above PostgreSQL's integer): unknown, so 404 (CONTRACT.md). */
-export const IMPOSSIBLE_IDS = ['0', '-1', '2147483648', '99999999999999999999']
+/**
+ * Integers no row can have (below 1, above PostgreSQL's integer): unknown, so 404 (CONTRACT.md),
+ * with the id named as sent (as a number, `-0` would read 0 and the last two 1e+20, 1e+23).
+ */
+export const IMPOSSIBLE_IDS = [
+  '0',
+  '-0',
+  '-1',
+  '2147483648',
+  '99999999999999999999',
+  '99999999999999999999999',
+]

@@ -87,7 +87,7 @@ describe('games on the migrated incident database', () => {
         expectError(
           await t.app.inject({ url: `/teams/${id}/games`, headers: AUTH }),
           404,
-          `team ${Number(id)} not found`,
+          `team ${id} not found`,
         )
       }
       expectError(await t.app.inject({ url: '/teams/2/games' }), 401)

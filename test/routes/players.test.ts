@@ -131,7 +131,33 @@ describe('/players on the migrated incident database', () => {
       for (const p of pages.flat()) expect(p.teams.map((x) => x.teamId)).toContain(2)
       const both = await list('teamId=2&search=hughes')
       expect(both.items.map((p) => p.id)).toEqual([1])
-      expect((await list('teamId=999')).items).toEqual([])
+    })
+
+    it('answers 404 for an unknown team, and a team without players an empty page', async () => {
+      expectError(
+        await t.app.inject({ url: '/players?teamId=999', headers: AUTH }),
+        404,
+        /^team 999 not found$/,
+      )
+      expectError(
+        await t.app.inject({ url: '/players?teamId=999&search=hughes&limit=1', headers: AUTH }),
+        404,
+        /^team 999 not found$/,
+      )
+      const team = await t.app.inject({
+        method: 'POST',
+        url: '/teams',
+        headers: AUTH,
+        payload: { name: 'No Players Yet', ageGroup: 'U8', season: '2026-27' },
+      })
+      expect(team.statusCode, team.body).toBe(201)
+      const teamId = team.json().id as number
+      expect(await list(`teamId=${teamId}`)).toEqual({ items: [], nextCursor: null })
+      // Filters that match nobody on a team that exists: still an empty page, not a 404.
+      expect(await list('teamId=2&search=nobody-by-this-name')).toEqual({
+        items: [],
+        nextCursor: null,
+      })
     })
 
     it.each([
@@ -299,7 +325,7 @@ describe('/players on the migrated incident database', () => {
         expectError(
           await t.app.inject({ url: `/players/${id}`, headers: AUTH }),
           404,
-          `player ${Number(id)} not found`,
+          `player ${id} not found`,
         )
       }
       expectError(await t.app.inject({ url: '/players/1' }), 401)

@@ -1,6 +1,8 @@
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Migrator } from '../../src/migrate/migrator.js'
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
+import { until } from '../helpers/faults.js'
 import { BAD_IDS, expectError, IMPOSSIBLE_IDS, rowCounts } from './domain-helpers.js'
 
 interface Entry {
@@ -157,6 +159,10 @@ describe('/teams/:id/roster on the migrated incident database', () => {
       const coach = await put(teamId, playerId, { role: 'player-coach' })
       expect(coach.statusCode).toBe(200)
       expect((await roster(teamId))[0]?.role).toBe('player-coach')
+      // Words separated by single spaces, kept as given.
+      const assistant = await put(teamId, playerId, { role: 'assistant team coach' })
+      expect(assistant.statusCode, assistant.body).toBe(200)
+      expect((await roster(teamId))[0]?.role).toBe('assistant team coach')
     })
 
     it('answers 409 when the number is taken on that team, and changes nothing', async () => {
@@ -233,6 +239,54 @@ describe('/teams/:id/roster on the migrated incident database', () => {
       expect(await holders(teamId, 99)).toHaveLength(1)
     })
 
+    it('answers 201 with the names for a player created while the PUT waited on the number', async () => {
+      // The PUT waits on the number's unique index (another transaction holds #23 on the
+      // team) while the player is created: the foreign key, checked at the end of the
+      // statement with a fresh snapshot, sees the player; the statement's own snapshot,
+      // taken before, does not. The write commits, so the answer must be the entry.
+      const teamId = await newTeam()
+      const holder = await newPlayer()
+      const { rows } = await t.app.pg.query<{ id: number }>(
+        "SELECT nextval(pg_get_serial_sequence('players', 'id'))::int AS id",
+      )
+      const playerId = (rows[0] as { id: number }).id
+      const blocker = new pg.Client({ connectionString: t.db.url })
+      await blocker.connect()
+      try {
+        await blocker.query('BEGIN')
+        await blocker.query(
+          'INSERT INTO player_teams (team_id, player_id, jersey_number) VALUES ($1, $2, 23)',
+          [teamId, holder],
+        )
+        const pending = put(teamId, playerId, { jerseyNumber: 23 })
+        await until('the PUT to wait on the number', async () => {
+          const waiting = await t.app.pg.query(
+            `SELECT 1 FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()
+                AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO player_teams%'`,
+          )
+          return waiting.rowCount === 1
+        })
+        await t.app.pg.query(
+          "INSERT INTO players (id, first_name, last_name) VALUES ($1, 'Late', 'Comer')",
+          [playerId],
+        )
+        await blocker.query('ROLLBACK')
+        const res = await pending
+        expect(res.statusCode, res.body).toBe(201)
+        expect(res.json()).toEqual({
+          playerId,
+          firstName: 'Late',
+          lastName: 'Comer',
+          jerseyNumber: 23,
+          role: 'player',
+        })
+        expect(await holders(teamId, 23)).toEqual([playerId])
+      } finally {
+        await blocker.end()
+      }
+    })
+
     it.each([
       ['a number over 99', { jerseyNumber: 100 }],
       ['a negative number', { jerseyNumber: -1 }],
@@ -244,6 +298,11 @@ describe('/teams/:id/roster on the migrated incident database', () => {
       ['a blank role', { role: '   ' }],
       ['a role with a NUL character', { role: 'a\u0000' }],
       ['a role over 20 characters', { role: 'c'.repeat(21) }],
+      ['a role with a leading space', { role: ' captain' }],
+      ['a role with a trailing space', { role: 'captain ' }],
+      ['a role with a trailing line break', { role: 'captain\n' }],
+      ['a role with two spaces between words', { role: 'head  coach' }],
+      ['a role with a tab between words', { role: 'head\tcoach' }],
       ['a null role', { role: null }],
       ['an unknown property', { jerseyNumber: 5, team: 2 }],
       ['an array', [{ jerseyNumber: 5 }]],
@@ -295,8 +354,8 @@ describe('/teams/:id/roster on the migrated incident database', () => {
         expectError(await put(2, id, {}), 400)
       }
       for (const id of IMPOSSIBLE_IDS) {
-        expectError(await put(id, 1, {}), 404, `team ${Number(id)} not found`)
-        expectError(await put(2, id, {}), 404, `player ${Number(id)} not found`)
+        expect(expectError(await put(id, 1, {}), 404).message).toBe(`team ${id} not found`)
+        expect(expectError(await put(2, id, {}), 404).message).toBe(`player ${id} not found`)
       }
       expect(await rowCounts(t.app)).toEqual(before)
     })
