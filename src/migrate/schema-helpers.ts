@@ -1,3 +1,4 @@
+import { canonicalDefinition } from './catalog.js'
 import type { Change, IndexDefinition, Query, SchemaHelpers, TableDefinition } from './types.js'
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/
@@ -65,6 +66,8 @@ interface RelationInfo {
   plain: boolean | null
   owned: boolean
   columns: string[] | null
+  /** For an index: `pg_get_indexdef`. */
+  definition: string | null
 }
 
 const RELATION_KINDS: Record<string, string> = {
@@ -88,6 +91,41 @@ const columnList = (text: string) => text.split(',').map((c) => c.trim().replace
 
 const sameColumns = (a: string[], b: string[]) =>
   a.length === b.length && a.every((c, i) => c === b[i])
+
+/** The temporary table on which PostgreSQL is asked how it prints the chain's definitions. */
+const SHAPE = 'basketball_api_shape'
+
+/**
+ * Two printed constraints say the same thing (in their {@link canonicalDefinition}: a
+ * restored dump prints some checks another way). A foreign key is compared as text, the
+ * chain's written as PostgreSQL prints one (`FOREIGN KEY (a) REFERENCES t(id) ON DELETE
+ * CASCADE`), with the defaults PostgreSQL leaves out dropped from both and case, quotes
+ * and spacing ignored.
+ */
+const samePrinted = (a: string, b: string) => normalisedConstraint(a) === normalisedConstraint(b)
+
+const normalisedConstraint = (text: string) =>
+  canonicalDefinition(text)
+    .replace(/"/g, '')
+    .replace(/\s+/g, ' ')
+    .replace(/ ?\( ?/g, '(')
+    .replace(/ ?\) ?/g, ')')
+    .replace(
+      /\b(?:ON (?:DELETE|UPDATE) NO ACTION|MATCH SIMPLE|NOT DEFERRABLE|INITIALLY IMMEDIATE)\b/gi,
+      '',
+    )
+    .replace(/\s+/g, ' ')
+    .trim()
+    .toLowerCase()
+
+/** Two `pg_get_indexdef` texts build the same index, whatever its name and table are called. */
+const sameIndexBody = (a: string, b: string) => {
+  const body = (text: string) => {
+    const canonical = canonicalDefinition(text)
+    return canonical.slice(canonical.indexOf(' USING '))
+  }
+  return body(a) === body(b) && a.startsWith('CREATE UNIQUE') === b.startsWith('CREATE UNIQUE')
+}
 
 /**
  * Builds the idempotent helpers over a query function. Every helper looks in the
@@ -156,11 +194,13 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
   }
 
   const ensureConstraint = async (table: string, name: string, definition: string) => {
-    const found = await query(
-      'SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(quote_ident($1)) AND conname = $2',
+    const found = await query<{ definition: string; kind: string; validated: boolean }>(
+      `SELECT pg_get_constraintdef(oid) AS definition, contype AS kind, convalidated AS validated
+         FROM pg_constraint WHERE conrelid = to_regclass(quote_ident($1)) AND conname = $2`,
       [table, name],
     )
-    if (found.rowCount === 1) return note({ object: name, action: 'exists' })
+    const existing = found.rows[0]
+    if (existing) return note(await checkConstraint(table, name, definition, existing))
     const keyed = KEY_CONSTRAINT.exec(definition.trim())
     if (keyed) {
       // A key's index takes the constraint's name: what a hand fix may have left in its place.
@@ -171,6 +211,87 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
     }
     await query(`ALTER TABLE ${ident(table)} ADD CONSTRAINT ${ident(name)} ${definition}`)
     return note({ object: name, action: 'created' })
+  }
+
+  /**
+   * A constraint of the chain's name is the chain's only if it says the same thing: one of
+   * another kind, on other columns or with another condition (`PRIMARY KEY (player_id)`
+   * for the chain's `(player_id, team_id)`) stops the run here, naming both, rather than
+   * being counted as `exists` and failing some later migration that relies on it. One
+   * added `NOT VALID` (the usual way to add a constraint to a big table by hand) is
+   * validated: rows that break it stop the run here, with PostgreSQL naming the constraint.
+   */
+  const checkConstraint = async (
+    table: string,
+    name: string,
+    definition: string,
+    existing: { definition: string; kind: string; validated: boolean },
+  ): Promise<Change> => {
+    const actual = existing.definition.replace(/\s+NOT VALID$/, '')
+    const wanted = await constraintAsPrinted(table, definition, existing.kind)
+    if (wanted !== null && !samePrinted(actual, wanted)) {
+      throw new Error(
+        `${name} on ${table} is "${actual}", not the chain's "${definition.trim()}": drop or change it by hand`,
+      )
+    }
+    if (existing.validated) return { object: name, action: 'exists' }
+    await query(`ALTER TABLE ${ident(table)} VALIDATE CONSTRAINT ${ident(name)}`)
+    return { object: name, action: 'repaired', detail: { validated: true } }
+  }
+
+  /**
+   * The chain's constraint as `pg_get_constraintdef` prints it, to compare with one found:
+   * PostgreSQL rewrites a condition (`BETWEEN 0 AND 99` prints as `>= 0 AND <= 99`), so it
+   * is asked, on an empty temporary copy of the table's columns. A foreign key cannot be
+   * added to a temporary table; its text is normalised instead (below). Null when it
+   * cannot tell (no TEMP privilege: then only the kind is compared).
+   */
+  const constraintAsPrinted = async (
+    table: string,
+    definition: string,
+    kind: string,
+  ): Promise<string | null> => {
+    const text = definition.trim()
+    if (/^FOREIGN\s+KEY\b/i.test(text)) return text
+    if (!(await mayUseTemp())) {
+      const wantedKind = /^PRIMARY\s+KEY\b/i.test(text)
+        ? 'p'
+        : /^UNIQUE\b/i.test(text)
+          ? 'u'
+          : /^CHECK\b/i.test(text)
+            ? 'c'
+            : /^EXCLUDE\b/i.test(text)
+              ? 'x'
+              : kind
+      return wantedKind === kind ? null : `a constraint of kind ${wantedKind}`
+    }
+    return printedOnTemp(
+      table,
+      `ALTER TABLE pg_temp.${SHAPE} ADD CONSTRAINT ${SHAPE}_c ${text}`,
+      `SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint
+        WHERE conrelid = 'pg_temp.${SHAPE}'::regclass`,
+    )
+  }
+
+  /** Runs `build` on an empty temporary copy of `table`'s columns and returns what `read` prints. */
+  const printedOnTemp = async (table: string, build: string, read: string) => {
+    const drop = `DROP TABLE IF EXISTS pg_temp.${SHAPE}`
+    // One round trip; the temporary table is gone at its end, whatever happened.
+    const results = await query<{ definition: string }>(
+      `${drop}; CREATE TEMPORARY TABLE ${SHAPE} (LIKE ${ident(table)}); ${build}; ${read}; ${drop}`,
+    )
+    const rows = [results]
+      .flat()
+      .flatMap((r) => (r as { rows?: Array<{ definition?: string }> }).rows ?? [])
+    return rows.find((r) => typeof r.definition === 'string')?.definition ?? null
+  }
+
+  let tempAllowed: Promise<boolean> | undefined
+  const mayUseTemp = () => {
+    tempAllowed ??= query<{ ok: boolean }>(
+      "SELECT has_database_privilege(current_database(), 'TEMPORARY') AS ok",
+    ).then((r) => r.rows[0]?.ok === true)
+    return tempAllowed
   }
 
   /**
@@ -249,7 +370,8 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
                 i.indisvalid AS valid, (i.indpred IS NULL AND i.indexprs IS NULL) AS plain,
                 EXISTS (SELECT 1 FROM pg_constraint k
                          WHERE k.conindid = c.oid AND k.contype IN ('p', 'u', 'x')) AS owned,
-                ${KEY_COLUMNS('c.oid')} AS columns
+                ${KEY_COLUMNS('c.oid')} AS columns,
+                CASE WHEN i.indexrelid IS NOT NULL THEN pg_get_indexdef(c.oid) END AS definition
            FROM pg_class c
            LEFT JOIN pg_index i ON i.indexrelid = c.oid
            LEFT JOIN pg_class t ON t.oid = i.indrelid
@@ -311,14 +433,24 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
       // `(a, b) WHERE …` names its columns; an expression index is left to the drift report.
       const listed = /^\(([^()]+)\)/.exec(index.definition.trim())?.[1]
       const columns = listed === undefined ? undefined : columnList(listed)
-      const fits =
+      const unique = index.unique ? 'UNIQUE ' : ''
+      let fits =
         existing?.valid &&
         existing.unique === (index.unique === true) &&
         (columns === undefined ||
           !columns.every((c) => /^[a-z_][a-z0-9_]*$/.test(c)) ||
           sameColumns(existing.columns ?? [], columns))
+      if (existing && fits && existing.definition !== null && (await mayUseTemp())) {
+        // Also its method, order, predicate (a partial unique index on other rows keeps
+        // nothing unique where the chain's does) and expressions: as PostgreSQL prints them.
+        const wanted = await printedOnTemp(
+          index.table,
+          `CREATE ${unique}INDEX ${SHAPE}_i ON pg_temp.${SHAPE} ${index.definition}`,
+          `SELECT pg_get_indexdef('pg_temp.${SHAPE}_i'::regclass) AS definition`,
+        )
+        fits = wanted === null || sameIndexBody(existing.definition, wanted)
+      }
       if (existing && fits) return note({ object: name, action: 'exists' })
-      const unique = index.unique ? 'UNIQUE ' : ''
       if (existing?.valid && index.concurrently) {
         // A working index that is not the chain's: build the chain's beside it, then swap.
         // Outside a transaction, dropping first would leave no index at all (or an INVALID

@@ -221,6 +221,154 @@ describe('an object of a chain name, but not the chain object', () => {
   })
 })
 
+describe('a constraint or index of the chain name, compared by what it says', () => {
+  it('a CHECK or foreign key added NOT VALID is validated; rows that break it stop the run at its migration', async () => {
+    const db = await database('empty', true)
+    const addNotValid = `ALTER TABLE players DROP CONSTRAINT players_jersey_number_check;
+       ALTER TABLE players ADD CONSTRAINT players_jersey_number_check
+         CHECK (jersey_number BETWEEN 0 AND 99) NOT VALID;
+       DELETE FROM schema_migrations WHERE name = '006_player_jersey_number'`
+    await sql(db, addNotValid)
+    const { changes, drift } = await rerun(db, '006_player_jersey_number')
+    expect(changes).toContainEqual({
+      object: 'players_jersey_number_check',
+      action: 'repaired',
+      detail: { validated: true },
+    })
+    expect(drift).toEqual({ status: 'none', differences: [] })
+
+    await sql(
+      db,
+      `ALTER TABLE players DROP CONSTRAINT players_jersey_number_check;
+       INSERT INTO players (first_name, last_name, jersey_number) VALUES ('Big', 'Number', 150);
+       ALTER TABLE players ADD CONSTRAINT players_jersey_number_check
+         CHECK (jersey_number BETWEEN 0 AND 99) NOT VALID;
+       ALTER TABLE teams DROP CONSTRAINT teams_head_coach_id_fkey;
+       INSERT INTO teams (name, age_group, season, head_coach_id) VALUES ('Orphans', 'U10', '2026', 999);
+       ALTER TABLE teams ADD CONSTRAINT teams_head_coach_id_fkey
+         FOREIGN KEY (head_coach_id) REFERENCES coaches(id) ON DELETE SET NULL NOT VALID;
+       DELETE FROM schema_migrations WHERE name IN ('003_team_head_coach', '006_player_jersey_number')`,
+    )
+    const migrator = new Migrator({ connectionString: db.url })
+    // 003 first: its foreign key's orphan, named by PostgreSQL; not some later migration.
+    await expect(migrator.up()).rejects.toMatchObject({ code: '23503' })
+    expect(migrator.view().lastError).toMatchObject({
+      migration: '003_team_head_coach',
+      message: expect.stringContaining('teams_head_coach_id_fkey'),
+    })
+    await sql(db, 'UPDATE teams SET head_coach_id = NULL WHERE head_coach_id = 999')
+    await expect(migrator.up()).rejects.toMatchObject({ code: '23514' })
+    expect(migrator.view().lastError).toMatchObject({
+      migration: '006_player_jersey_number',
+      message: expect.stringContaining('players_jersey_number_check'),
+    })
+    await sql(db, 'UPDATE players SET jersey_number = NULL WHERE jersey_number = 150')
+    expect(await runChain(db)).toEqual(['006_player_jersey_number'])
+    const { rows } = await sql(
+      db,
+      "SELECT conname, convalidated FROM pg_constraint WHERE conname IN ('players_jersey_number_check', 'teams_head_coach_id_fkey') ORDER BY 1",
+    )
+    expect(rows).toEqual([
+      { conname: 'players_jersey_number_check', convalidated: true },
+      { conname: 'teams_head_coach_id_fkey', convalidated: true },
+    ])
+  })
+
+  it('one of another kind, columns, condition or target: refused, naming both definitions', async () => {
+    const db = await database('empty', true)
+    await sql(
+      db,
+      `ALTER TABLE coaches DROP CONSTRAINT coaches_user_id_key;
+       ALTER TABLE coaches ADD CONSTRAINT coaches_user_id_key CHECK (user_id > 0);
+       DELETE FROM schema_migrations WHERE name = '013_coach_user_link'`,
+    )
+    await expect(runChain(db)).rejects.toThrow(
+      'coaches_user_id_key on coaches is "CHECK ((user_id > 0))", not the chain\'s "UNIQUE (user_id)": drop or change it by hand',
+    )
+    await sql(
+      db,
+      `ALTER TABLE coaches DROP CONSTRAINT coaches_user_id_key;
+       ALTER TABLE coaches ADD CONSTRAINT coaches_user_id_key UNIQUE (user_id);
+       ALTER TABLE player_teams DROP CONSTRAINT player_teams_pkey;
+       ALTER TABLE player_teams ADD CONSTRAINT player_teams_pkey PRIMARY KEY (player_id);
+       DELETE FROM schema_migrations WHERE name = '019_player_teams'`,
+    )
+    await expect(runChain(db)).rejects.toThrow(
+      'player_teams_pkey on player_teams is "PRIMARY KEY (player_id)", not the chain\'s "PRIMARY KEY (player_id, team_id)": drop or change it by hand',
+    )
+    await sql(
+      db,
+      `ALTER TABLE player_teams DROP CONSTRAINT player_teams_pkey;
+       ALTER TABLE player_teams ADD CONSTRAINT player_teams_pkey PRIMARY KEY (player_id, team_id);
+       ALTER TABLE player_teams DROP CONSTRAINT player_teams_jersey_number_check;
+       ALTER TABLE player_teams ADD CONSTRAINT player_teams_jersey_number_check CHECK (jersey_number BETWEEN 0 AND 999);
+       ALTER TABLE games DROP CONSTRAINT games_team_id_fkey;
+       ALTER TABLE games ADD CONSTRAINT games_team_id_fkey FOREIGN KEY (team_id) REFERENCES teams(id);
+       DELETE FROM schema_migrations WHERE name = '004_games'`,
+    )
+    await expect(runChain(db)).rejects.toThrow(
+      'games_team_id_fkey on games is "FOREIGN KEY (team_id) REFERENCES teams(id)", not the chain\'s "FOREIGN KEY (team_id) REFERENCES teams(id) ON DELETE CASCADE": drop or change it by hand',
+    )
+    await sql(
+      db,
+      `ALTER TABLE games DROP CONSTRAINT games_team_id_fkey;
+       ALTER TABLE games ADD CONSTRAINT games_team_id_fkey FOREIGN KEY (team_id) REFERENCES teams(id) ON DELETE CASCADE`,
+    )
+    await expect(runChain(db)).rejects.toThrow(
+      /^player_teams_jersey_number_check on player_teams is "CHECK \(\(\(jersey_number >= 0\) AND \(jersey_number <= 999\)\)\)", not the chain's/,
+    )
+  })
+
+  it('a partial unique index on other rows is rebuilt as the chain defines it', async () => {
+    const db = await database('empty', true)
+    await sql(
+      db,
+      `DROP INDEX ux_player_teams_team_jersey;
+       CREATE UNIQUE INDEX ux_player_teams_team_jersey ON player_teams (team_id, jersey_number)
+        WHERE role = 'captain';
+       DELETE FROM schema_migrations WHERE name = '019_player_teams'`,
+    )
+    const { changes, drift } = await rerun(db, '019_player_teams')
+    expect(changes).toContainEqual({ object: 'ux_player_teams_team_jersey', action: 'repaired' })
+    expect(drift).toEqual({ status: 'none', differences: [] })
+    const { rows } = await sql(
+      db,
+      "SELECT pg_get_expr(indpred, indrelid) AS predicate FROM pg_index WHERE indexrelid = 'ux_player_teams_team_jersey'::regclass",
+    )
+    expect(rows).toEqual([{ predicate: '(jersey_number IS NOT NULL)' }])
+  })
+
+  it('every constraint and index as a pg_dump restore prints them, ledger lost: all already-present', async () => {
+    const db = await database('empty', true)
+    // What a restore does: each CHECK and index re-created from its printed definition
+    // (three varchar IN (...) checks then print another way), and here no ledger.
+    await sql(
+      db,
+      `DO $$
+       DECLARE r record;
+       BEGIN
+         FOR r IN SELECT conrelid::regclass AS t, conname, pg_get_constraintdef(oid) AS def
+                    FROM pg_constraint WHERE contype = 'c' AND connamespace = 'public'::regnamespace LOOP
+           EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.t, r.conname);
+           EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', r.t, r.conname, r.def);
+         END LOOP;
+         FOR r IN SELECT c.relname, pg_get_indexdef(c.oid) AS def FROM pg_index i
+                    JOIN pg_class c ON c.oid = i.indexrelid
+                   WHERE c.relnamespace = 'public'::regnamespace
+                     AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid) LOOP
+           EXECUTE format('DROP INDEX %I', r.relname);
+           EXECUTE r.def;
+         END LOOP;
+       END $$;
+       DROP TABLE schema_migrations`,
+    )
+    const migrator = new Migrator({ connectionString: db.url })
+    expect(await migrator.up()).toHaveLength(23)
+    const outcomes = new Set((await migrator.ledger()).map((r) => r.outcome))
+    expect(outcomes).toEqual(new Set(['already-present']))
+  })
+})
+
 describe('what a column definition asks of NOT NULL and DEFAULT', () => {
   it.each([
     ['boolean NOT NULL DEFAULT true', { notNull: true, defaultExpression: 'true' }],
