@@ -1,4 +1,3 @@
-import { canonicalDefinition } from './catalog.js'
 import type { Change, IndexDefinition, Query, SchemaHelpers, TableDefinition } from './types.js'
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/
@@ -66,8 +65,8 @@ interface RelationInfo {
   plain: boolean | null
   owned: boolean
   columns: string[] | null
-  /** For an index: `pg_get_indexdef`. */
-  definition: string | null
+  /** For a partial index: its `WHERE`, as PostgreSQL prints it. */
+  predicate: string | null
 }
 
 const RELATION_KINDS: Record<string, string> = {
@@ -92,40 +91,115 @@ const columnList = (text: string) => text.split(',').map((c) => c.trim().replace
 const sameColumns = (a: string[], b: string[]) =>
   a.length === b.length && a.every((c, i) => c === b[i])
 
-/** The temporary table on which PostgreSQL is asked how it prints the chain's definitions. */
-const SHAPE = 'basketball_api_shape'
+/** What a constraint definition asks for, as far as it can be told without PostgreSQL's parser. */
+export interface ConstraintShape {
+  /** pg_constraint.contype: primary key, unique, check, foreign key, exclusion. */
+  kind: 'p' | 'u' | 'c' | 'f' | 'x'
+  /** The key's (or the foreign key's own) columns, when the definition lists them. */
+  columns?: string[]
+  /** A foreign key's table (without its schema), its columns when listed, its ON DELETE (pg_constraint.confdeltype). */
+  references?: { table: string; columns?: string[]; onDelete: string }
+  /** Added `NOT VALID` on purpose: existing rows are not checked. */
+  notValid: boolean
+}
+
+const ON_DELETE: Record<string, string> = {
+  'NO ACTION': 'a',
+  RESTRICT: 'r',
+  CASCADE: 'c',
+  'SET NULL': 'n',
+  'SET DEFAULT': 'd',
+}
 
 /**
- * Two printed constraints say the same thing (in their {@link canonicalDefinition}: a
- * restored dump prints some checks another way). A foreign key is compared as text, the
- * chain's written as PostgreSQL prints one (`FOREIGN KEY (a) REFERENCES t(id) ON DELETE
- * CASCADE`), with the defaults PostgreSQL leaves out dropped from both and case, quotes
- * and spacing ignored.
+ * Reads a chain constraint definition: `PRIMARY KEY (a, b)`, `UNIQUE (a)`, `CHECK (...)`,
+ * `FOREIGN KEY (a) REFERENCES t[(id)] [ON UPDATE ...] [ON DELETE ...]`, `EXCLUDE ...`.
+ * Null for anything else; its kind is then not compared.
  */
-const samePrinted = (a: string, b: string) => normalisedConstraint(a) === normalisedConstraint(b)
-
-const normalisedConstraint = (text: string) =>
-  canonicalDefinition(text)
-    .replace(/"/g, '')
-    .replace(/\s+/g, ' ')
-    .replace(/ ?\( ?/g, '(')
-    .replace(/ ?\) ?/g, ')')
-    .replace(
-      /\b(?:ON (?:DELETE|UPDATE) NO ACTION|MATCH SIMPLE|NOT DEFERRABLE|INITIALLY IMMEDIATE)\b/gi,
-      '',
-    )
-    .replace(/\s+/g, ' ')
-    .trim()
-    .toLowerCase()
-
-/** Two `pg_get_indexdef` texts build the same index, whatever its name and table are called. */
-const sameIndexBody = (a: string, b: string) => {
-  const body = (text: string) => {
-    const canonical = canonicalDefinition(text)
-    return canonical.slice(canonical.indexOf(' USING '))
+export function constraintShape(definition: string): ConstraintShape | null {
+  const text = definition.trim().replace(/\s+/g, ' ')
+  const notValid = /\bNOT VALID$/i.test(text)
+  const key = /^(PRIMARY KEY|UNIQUE(?: NULLS (?:NOT )?DISTINCT)?) ?\(([^()]+)\)/i.exec(text)
+  if (key) {
+    const kind = /^PRIMARY/i.test(key[1] ?? '') ? 'p' : 'u'
+    return { kind, columns: columnList(key[2] ?? ''), notValid }
   }
-  return body(a) === body(b) && a.startsWith('CREATE UNIQUE') === b.startsWith('CREATE UNIQUE')
+  if (/^CHECK\b/i.test(text)) return { kind: 'c', notValid }
+  if (/^EXCLUDE\b/i.test(text)) return { kind: 'x', notValid }
+  const fk =
+    /^FOREIGN KEY ?\(([^()]+)\) ?REFERENCES ((?:"(?:[^"]|"")+"|[^\s("]+)(?:\.(?:"(?:[^"]|"")+"|[^\s("]+))?)(?: ?\(([^()]+)\))?(.*)$/i.exec(
+      text,
+    )
+  if (fk) {
+    const table = (fk[2] ?? '').split('.').at(-1)?.replace(/^"|"$/g, '') ?? ''
+    const action = /\bON DELETE (NO ACTION|RESTRICT|CASCADE|SET NULL|SET DEFAULT)\b/i.exec(
+      fk[4] ?? '',
+    )
+    return {
+      kind: 'f',
+      columns: columnList(fk[1] ?? ''),
+      references: {
+        table,
+        ...(fk[3] !== undefined && { columns: columnList(fk[3]) }),
+        onDelete: ON_DELETE[(action?.[1] ?? 'NO ACTION').toUpperCase()] ?? 'a',
+      },
+      notValid,
+    }
+  }
+  return null
 }
+
+/** How a found constraint differs from a {@link ConstraintShape}: null when it does not. */
+function constraintDifference(
+  shape: ConstraintShape,
+  found: FoundConstraint,
+): 'kind' | 'columns' | 'references' | null {
+  if (found.kind !== shape.kind) return 'kind'
+  if (shape.columns && !sameColumns(found.columns ?? [], shape.columns)) return 'columns'
+  const ref = shape.references
+  if (
+    ref &&
+    (found.refTable !== ref.table ||
+      (ref.columns !== undefined && !sameColumns(found.refColumns ?? [], ref.columns)) ||
+      found.onDelete !== ref.onDelete)
+  ) {
+    return 'references'
+  }
+  return null
+}
+
+interface FoundConstraint {
+  definition: string
+  kind: string
+  validated: boolean
+  columns: string[] | null
+  refTable: string | null
+  refColumns: string[] | null
+  onDelete: string
+}
+
+/**
+ * A predicate as far as spelling goes: outside quoted literals, no case, spaces,
+ * parentheses, double quotes or casts (PostgreSQL prints `(jersey_number IS NOT NULL)`
+ * for `jersey_number IS NOT NULL`, and adds casts). Two that still differ may mean the
+ * same (the index is then rebuilt: safe, not free); two that compare equal do.
+ */
+const CAST =
+  /::(?:"[^"]+"|[a-z_][a-z0-9_]*(?:\s+(?:varying|precision|with(?:out)?\s+time\s+zone))?)(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])?/g
+const loosePredicate = (text: string | null) =>
+  text === null
+    ? null
+    : text
+        .split(/('(?:[^']|'')*')/)
+        .map((part, i) =>
+          i % 2 === 1
+            ? part
+            : part
+                .toLowerCase()
+                .replace(CAST, '')
+                .replace(/[\s()"]+/g, ''),
+        )
+        .join('')
 
 /**
  * Builds the idempotent helpers over a query function. Every helper looks in the
@@ -194,9 +268,19 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
   }
 
   const ensureConstraint = async (table: string, name: string, definition: string) => {
-    const found = await query<{ definition: string; kind: string; validated: boolean }>(
-      `SELECT pg_get_constraintdef(oid) AS definition, contype AS kind, convalidated AS validated
-         FROM pg_constraint WHERE conrelid = to_regclass(quote_ident($1)) AND conname = $2`,
+    const found = await query<FoundConstraint>(
+      `SELECT pg_get_constraintdef(k.oid) AS definition, k.contype AS kind,
+              k.convalidated AS validated,
+              (SELECT array_agg(a.attname::text ORDER BY n.n)
+                 FROM unnest(k.conkey) WITH ORDINALITY AS n(attnum, n)
+                 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = n.attnum) AS columns,
+              r.relname AS "refTable",
+              (SELECT array_agg(a.attname::text ORDER BY n.n)
+                 FROM unnest(k.confkey) WITH ORDINALITY AS n(attnum, n)
+                 JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = n.attnum) AS "refColumns",
+              k.confdeltype AS "onDelete"
+         FROM pg_constraint k LEFT JOIN pg_class r ON r.oid = k.confrelid
+        WHERE k.conrelid = to_regclass(quote_ident($1)) AND k.conname = $2`,
       [table, name],
     )
     const existing = found.rows[0]
@@ -214,84 +298,30 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
   }
 
   /**
-   * A constraint of the chain's name is the chain's only if it says the same thing: one of
-   * another kind, on other columns or with another condition (`PRIMARY KEY (player_id)`
-   * for the chain's `(player_id, team_id)`) stops the run here, naming both, rather than
-   * being counted as `exists` and failing some later migration that relies on it. One
-   * added `NOT VALID` (the usual way to add a constraint to a big table by hand) is
-   * validated: rows that break it stop the run here, with PostgreSQL naming the constraint.
+   * A constraint of the chain's name is the chain's only if it is the same kind of
+   * constraint on the same columns (a foreign key: to the same table and columns, with the
+   * same ON DELETE). Anything else, `PRIMARY KEY (player_id)` for the chain's `(player_id,
+   * team_id)`, stops the run here with both definitions, rather than being counted as
+   * `exists` and failing some later migration that relies on it. A CHECK's condition is
+   * not compared (that needs PostgreSQL's parser; the drift report compares it). One added
+   * `NOT VALID` by hand (the usual way on a big table) is validated, unless the chain's own
+   * definition says `NOT VALID`: rows that break it stop the run here, PostgreSQL naming it.
    */
   const checkConstraint = async (
     table: string,
     name: string,
     definition: string,
-    existing: { definition: string; kind: string; validated: boolean },
+    existing: FoundConstraint,
   ): Promise<Change> => {
-    const actual = existing.definition.replace(/\s+NOT VALID$/, '')
-    const wanted = await constraintAsPrinted(table, definition, existing.kind)
-    if (wanted !== null && !samePrinted(actual, wanted)) {
+    const shape = constraintShape(definition)
+    if (shape && constraintDifference(shape, existing) !== null) {
       throw new Error(
-        `${name} on ${table} is "${actual}", not the chain's "${definition.trim()}": drop or change it by hand`,
+        `${name} on ${table} is "${existing.definition}", not the chain's "${definition.trim()}": drop or change it by hand`,
       )
     }
-    if (existing.validated) return { object: name, action: 'exists' }
+    if (existing.validated || shape?.notValid) return { object: name, action: 'exists' }
     await query(`ALTER TABLE ${ident(table)} VALIDATE CONSTRAINT ${ident(name)}`)
     return { object: name, action: 'repaired', detail: { validated: true } }
-  }
-
-  /**
-   * The chain's constraint as `pg_get_constraintdef` prints it, to compare with one found:
-   * PostgreSQL rewrites a condition (`BETWEEN 0 AND 99` prints as `>= 0 AND <= 99`), so it
-   * is asked, on an empty temporary copy of the table's columns. A foreign key cannot be
-   * added to a temporary table; its text is normalised instead (below). Null when it
-   * cannot tell (no TEMP privilege: then only the kind is compared).
-   */
-  const constraintAsPrinted = async (
-    table: string,
-    definition: string,
-    kind: string,
-  ): Promise<string | null> => {
-    const text = definition.trim()
-    if (/^FOREIGN\s+KEY\b/i.test(text)) return text
-    if (!(await mayUseTemp())) {
-      const wantedKind = /^PRIMARY\s+KEY\b/i.test(text)
-        ? 'p'
-        : /^UNIQUE\b/i.test(text)
-          ? 'u'
-          : /^CHECK\b/i.test(text)
-            ? 'c'
-            : /^EXCLUDE\b/i.test(text)
-              ? 'x'
-              : kind
-      return wantedKind === kind ? null : `a constraint of kind ${wantedKind}`
-    }
-    return printedOnTemp(
-      table,
-      `ALTER TABLE pg_temp.${SHAPE} ADD CONSTRAINT ${SHAPE}_c ${text}`,
-      `SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint
-        WHERE conrelid = 'pg_temp.${SHAPE}'::regclass`,
-    )
-  }
-
-  /** Runs `build` on an empty temporary copy of `table`'s columns and returns what `read` prints. */
-  const printedOnTemp = async (table: string, build: string, read: string) => {
-    const drop = `DROP TABLE IF EXISTS pg_temp.${SHAPE}`
-    // One round trip; the temporary table is gone at its end, whatever happened.
-    const results = await query<{ definition: string }>(
-      `${drop}; CREATE TEMPORARY TABLE ${SHAPE} (LIKE ${ident(table)}); ${build}; ${read}; ${drop}`,
-    )
-    const rows = [results]
-      .flat()
-      .flatMap((r) => (r as { rows?: Array<{ definition?: string }> }).rows ?? [])
-    return rows.find((r) => typeof r.definition === 'string')?.definition ?? null
-  }
-
-  let tempAllowed: Promise<boolean> | undefined
-  const mayUseTemp = () => {
-    tempAllowed ??= query<{ ok: boolean }>(
-      "SELECT has_database_privilege(current_database(), 'TEMPORARY') AS ok",
-    ).then((r) => r.rows[0]?.ok === true)
-    return tempAllowed
   }
 
   /**
@@ -371,7 +401,7 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
                 EXISTS (SELECT 1 FROM pg_constraint k
                          WHERE k.conindid = c.oid AND k.contype IN ('p', 'u', 'x')) AS owned,
                 ${KEY_COLUMNS('c.oid')} AS columns,
-                CASE WHEN i.indexrelid IS NOT NULL THEN pg_get_indexdef(c.oid) END AS definition
+                pg_get_expr(i.indpred, i.indrelid) AS predicate
            FROM pg_class c
            LEFT JOIN pg_index i ON i.indexrelid = c.oid
            LEFT JOIN pg_class t ON t.oid = i.indrelid
@@ -433,24 +463,18 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
       // `(a, b) WHERE …` names its columns; an expression index is left to the drift report.
       const listed = /^\(([^()]+)\)/.exec(index.definition.trim())?.[1]
       const columns = listed === undefined ? undefined : columnList(listed)
-      const unique = index.unique ? 'UNIQUE ' : ''
-      let fits =
+      // A partial index on other rows (`WHERE role = 'captain'` for the chain's `WHERE
+      // jersey_number IS NOT NULL`) keeps nothing unique where the chain's does.
+      const predicate = /\)\s*WHERE\b([\s\S]*)$/i.exec(index.definition.trim())?.[1] ?? null
+      const fits =
         existing?.valid &&
         existing.unique === (index.unique === true) &&
         (columns === undefined ||
           !columns.every((c) => /^[a-z_][a-z0-9_]*$/.test(c)) ||
-          sameColumns(existing.columns ?? [], columns))
-      if (existing && fits && existing.definition !== null && (await mayUseTemp())) {
-        // Also its method, order, predicate (a partial unique index on other rows keeps
-        // nothing unique where the chain's does) and expressions: as PostgreSQL prints them.
-        const wanted = await printedOnTemp(
-          index.table,
-          `CREATE ${unique}INDEX ${SHAPE}_i ON pg_temp.${SHAPE} ${index.definition}`,
-          `SELECT pg_get_indexdef('pg_temp.${SHAPE}_i'::regclass) AS definition`,
-        )
-        fits = wanted === null || sameIndexBody(existing.definition, wanted)
-      }
+          sameColumns(existing.columns ?? [], columns)) &&
+        loosePredicate(existing.predicate) === loosePredicate(predicate)
       if (existing && fits) return note({ object: name, action: 'exists' })
+      const unique = index.unique ? 'UNIQUE ' : ''
       if (existing?.valid && index.concurrently) {
         // A working index that is not the chain's: build the chain's beside it, then swap.
         // Outside a transaction, dropping first would leave no index at all (or an INVALID
