@@ -422,8 +422,8 @@ export class Migrator {
    * lock session that died (a `pg_terminate_backend`, a lost connection) freed the lock
    * while this run's migration went on, and another replica then applied the same one
    * beside it. Now whatever ends the lock ends the session's transaction with it, so no
-   * statement of this run can follow the lock's loss. The watch session only watches:
-   * who blocks a running migration (`pg_blocking_pids`), and a cancel on `stop()`.
+   * statement of this run can follow the lock's loss. The watch session only watches who
+   * blocks a running migration (`pg_blocking_pids`).
    */
   private async locked<T>(
     fn: (work: pg.Client, watch: pg.Client) => Promise<T>,
