@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -67,16 +67,14 @@ export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
   // file would run is undefined, so none does: the migration carries a `problem`.
   const byName = new Map<string, string[]>()
   for (const { file, name } of files) byName.set(name, [...(byName.get(name) ?? []), file])
-  // Checksums of files the manifest does not cover, read 64 at a time rather than one
-  // after another: each read is a round trip to libuv's thread pool (200 files: ~20 ms).
-  const unlisted = [...byName].filter(([name]) => manifest[name] === undefined)
+  // Checksums of files the manifest does not cover, read synchronously: a migration is a
+  // small file, and 200 of them take ~2 ms this way against 12-17 ms as promises, 64 at
+  // a time (each read is then four round trips to libuv's thread pool). The event loop
+  // waits those few milliseconds once per run, before any migration is applied.
   const sums = new Map<string, string>()
-  for (let i = 0; i < unlisted.length; i += 64) {
-    await Promise.all(
-      unlisted.slice(i, i + 64).map(async ([name, twins]) => {
-        sums.set(name, sourceChecksum(await readFile(join(root, twins[0] as string), 'utf8')))
-      }),
-    )
+  for (const [name, twins] of byName) {
+    if (manifest[name] !== undefined) continue
+    sums.set(name, sourceChecksum(readFileSync(join(root, twins[0] as string), 'utf8')))
   }
   const migrations: LoadedMigration[] = []
   for (const [name, twins] of byName) {
