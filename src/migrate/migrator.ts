@@ -277,15 +277,12 @@ export class Migrator {
         // Every module that will run is imported before the first transaction opens: a
         // broken one fails the run before anything of it is applied.
         await Promise.all(pending.map((m) => m.load()))
-        // The run's last migration commits as the server is set to (durably); the others
-        // do not wait for their commit to reach the disk (applyOnce says why that is safe).
-        const last = options.to ?? pending.at(-1)?.name
         const { Umzug } = await loadUmzug()
         const umzug = new Umzug({
           migrations: migrations.map((m) => ({
             name: m.name,
             path: m.path,
-            up: () => this.apply(work, watch, m, m.name !== last),
+            up: () => this.apply(work, watch, m),
           })),
           storage,
           context: {},
@@ -519,19 +516,14 @@ export class Migrator {
   }
 
   /** Applies one migration, retrying the whole transaction with backoff when it hits `lock_timeout`. */
-  private async apply(
-    work: pg.Client,
-    watch: pg.Client,
-    m: LoadedMigration,
-    flushLater = false,
-  ): Promise<void> {
+  private async apply(work: pg.Client, watch: pg.Client, m: LoadedMigration): Promise<void> {
     const pid = this.active?.pid ?? 0
     for (let attempt = 1; ; attempt++) {
       if (this.stopping) throw new StopRequestedError(`stopped before ${m.name}`)
       this.run.current = m.name
       const watchdog = this.watchBlockers(watch, pid)
       try {
-        const row = await this.applyOnce(work, m, flushLater)
+        const row = await this.applyOnce(work, m)
         this.run.blockedBy = []
         this.opts.logger.info(
           {
@@ -568,21 +560,9 @@ export class Migrator {
     }
   }
 
-  /**
-   * One attempt at `m`, its ledger row in its transaction. With `flushLater` the commit
-   * does not wait for the WAL to reach the disk (`synchronous_commit = off`, this
-   * transaction only): a run of many migrations spent ~0.2 ms a commit waiting for
-   * fdatasync. Each migration stays atomic with its ledger row; what a crash of PostgreSQL
-   * could lose is the last few such commits, schema and ledger row together, which the
-   * next run applies again like any pending migration. The run's last migration commits
-   * durably, and flushing its commit flushes every earlier one (the WAL is written in
-   * order; a synchronous standby confirms up to it too), so a finished run, and any
-   * replica that reads its ledger as complete, rests on durable commits only.
-   */
   private async applyOnce(
     work: pg.Client,
     m: LoadedMigration,
-    flushLater = false,
   ): Promise<Omit<LedgerRow, 'appliedAt'>> {
     const changes: Change[] = []
     let ranStatements = false
@@ -616,9 +596,7 @@ export class Migrator {
     // The transaction opens with the migration's first statement, in the same round trip
     // when that statement has no parameters (one simple-protocol query), else just before
     // it; a migration that runs no statement opens it with its ledger row.
-    const settings = [`SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`]
-    if (flushLater) settings.push('SET LOCAL synchronous_commit = off')
-    const begin = `BEGIN; ${settings.join('; ')}`
+    const begin = `BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`
     let begun = false
     const query: Query = async (text, values) => {
       if (begun) return work.query(text, values)
@@ -634,10 +612,10 @@ export class Migrator {
         await work.query(begin)
         return work.query(text, values)
       }
-      // One result per statement: BEGIN's and the SETs', then the migration's own, returned
+      // One result per statement: BEGIN's and SET's, then the migration's own, returned
       // as work.query would have returned them (an array only for several statements).
       const results = (await work.query(`${begin}; ${text}`)) as unknown as pg.QueryResult[]
-      const own = results.slice(1 + settings.length)
+      const own = results.slice(2)
       return (own.length === 1 ? own[0] : own) as never
     }
     try {

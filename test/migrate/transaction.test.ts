@@ -180,33 +180,3 @@ describe('statement_timeout', () => {
     expect(await tableExists(db.url, 'st_done')).toBe(true)
   })
 })
-
-describe('commits', () => {
-  it("wait for the disk only at the run's last migration, whose flush covers the others", async () => {
-    // Each migration records the synchronous_commit its own transaction runs with, as the
-    // first statement (BEGIN and the SETs travel with it) and after a parameterised one.
-    const observe = (first: boolean) =>
-      [
-        ...(first ? [] : ["await context.query('SELECT $1::int', [1])"]),
-        'const { rows } = await context.query("SELECT current_setting(\'synchronous_commit\') AS s")',
-        "context.record({ object: 'synchronous_commit', action: 'unchanged', detail: rows[0].s })",
-      ].join('\n')
-    const dir = await writeChain({
-      '001_a': observe(true),
-      '002_b': observe(false),
-      '003_c': observe(true),
-      '004_d': observe(true),
-    })
-    const seen = async (migrator: Migrator) =>
-      Object.fromEntries(
-        (await migrator.ledger()).map((r) => [r.name, (r.changes[0] as { detail: string }).detail]),
-      )
-    const db = await emptyDatabase()
-    const partial = new Migrator({ connectionString: db.url, migrationsDir: dir })
-    expect(await partial.up({ to: '002_b' })).toEqual(['001_a', '002_b'])
-    expect(await seen(partial)).toEqual({ '001_a': 'off', '002_b': 'on' })
-    const rest = new Migrator({ connectionString: db.url, migrationsDir: dir })
-    expect(await rest.up()).toEqual(['003_c', '004_d'])
-    expect(await seen(rest)).toMatchObject({ '003_c': 'off', '004_d': 'on' })
-  })
-})
