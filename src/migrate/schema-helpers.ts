@@ -97,13 +97,23 @@ export interface ConstraintShape {
   kind: 'p' | 'u' | 'c' | 'f' | 'x'
   /** The key's (or the foreign key's own) columns, when the definition lists them. */
   columns?: string[]
-  /** A foreign key's table (without its schema), its columns when listed, its ON DELETE (pg_constraint.confdeltype). */
-  references?: { table: string; columns?: string[]; onDelete: string }
-  /** Added `NOT VALID` on purpose: existing rows are not checked. */
-  notValid: boolean
+  /**
+   * A foreign key's table (without its schema), its columns when listed, and its
+   * pg_constraint codes: confdeltype, confupdtype, confmatchtype.
+   */
+  references?: {
+    table: string
+    columns?: string[]
+    onDelete: string
+    onUpdate: string
+    match: string
+  }
+  /** condeferrable and condeferred. */
+  deferrable: boolean
+  deferred: boolean
 }
 
-const ON_DELETE: Record<string, string> = {
+const ACTION: Record<string, string> = {
   'NO ACTION': 'a',
   RESTRICT: 'r',
   CASCADE: 'c',
@@ -111,78 +121,130 @@ const ON_DELETE: Record<string, string> = {
   'SET DEFAULT': 'd',
 }
 
+/** The definition with its quoted literals and identifiers blanked, for keyword searches. */
+const masked = (text: string) =>
+  text.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"/g, (m) => `${m[0]}${'x'.repeat(m.length - 2)}${m[0]}`)
+
+/**
+ * `a, "B", C` → `['a', 'B', 'c']`: identifiers as PostgreSQL stores them (an unquoted one
+ * folded to lower case, a quoted one as written, `""` unescaped), split on the commas
+ * and dots outside quotes (`sep`).
+ */
+export function identifiers(text: string, sep: ',' | '.' = ','): string[] {
+  const out: string[] = []
+  let current = ''
+  let quoted = false
+  const push = () => {
+    const item = current.trim()
+    out.push(/^".*"$/s.test(item) ? item.slice(1, -1).replace(/""/g, '"') : item.toLowerCase())
+    current = ''
+  }
+  for (const ch of text) {
+    if (ch === '"') quoted = !quoted
+    if (ch === sep && !quoted) push()
+    else current += ch
+  }
+  push()
+  return out
+}
+
+/** The definition says `NOT VALID` (anywhere: `CHECK (…) NOT VALID NO INHERIT`) or, on PostgreSQL 18, `NOT ENFORCED`. */
+const leftUnchecked = (definition: string) =>
+  /\bNOT\s+(?:VALID|ENFORCED)\b/i.test(masked(definition))
+
 /**
  * Reads a chain constraint definition: `PRIMARY KEY (a, b)`, `UNIQUE (a)`, `CHECK (...)`,
- * `FOREIGN KEY (a) REFERENCES t[(id)] [ON UPDATE ...] [ON DELETE ...]`, `EXCLUDE ...`.
- * Null for anything else; its kind is then not compared.
+ * `FOREIGN KEY (a) REFERENCES t[(id)] [MATCH ...] [ON UPDATE ...] [ON DELETE ...]`,
+ * `EXCLUDE ...`, each optionally `[NOT] DEFERRABLE [INITIALLY DEFERRED]`. Null for anything
+ * else; its kind is then not compared.
  */
 export function constraintShape(definition: string): ConstraintShape | null {
   const text = definition.trim().replace(/\s+/g, ' ')
-  const notValid = /\bNOT VALID$/i.test(text)
-  const key = /^(PRIMARY KEY|UNIQUE(?: NULLS (?:NOT )?DISTINCT)?) ?\(([^()]+)\)/i.exec(text)
-  if (key) {
-    const kind = /^PRIMARY/i.test(key[1] ?? '') ? 'p' : 'u'
-    return { kind, columns: columnList(key[2] ?? ''), notValid }
-  }
-  if (/^CHECK\b/i.test(text)) return { kind: 'c', notValid }
-  if (/^EXCLUDE\b/i.test(text)) return { kind: 'x', notValid }
-  const fk =
-    /^FOREIGN KEY ?\(([^()]+)\) ?REFERENCES ((?:"(?:[^"]|"")+"|[^\s("]+)(?:\.(?:"(?:[^"]|"")+"|[^\s("]+))?)(?: ?\(([^()]+)\))?(.*)$/i.exec(
+  const keywords = masked(text)
+  const deferrable = /(?<!\bNOT )\bDEFERRABLE\b/i.test(keywords)
+  const deferred = /\bINITIALLY DEFERRED\b/i.test(keywords)
+  const common = { deferrable, deferred }
+  const key =
+    /^(PRIMARY KEY|UNIQUE(?: NULLS (?:NOT )?DISTINCT)?) ?\(((?:[^()"]|"(?:[^"]|"")*")+)\)/i.exec(
       text,
     )
+  if (key) {
+    const kind = /^PRIMARY/i.test(key[1] ?? '') ? 'p' : 'u'
+    return { kind, columns: identifiers(key[2] ?? ''), ...common }
+  }
+  if (/^CHECK\b/i.test(text)) return { kind: 'c', ...common }
+  if (/^EXCLUDE\b/i.test(text)) return { kind: 'x', ...common }
+  const name = '(?:"(?:[^"]|"")+"|[^\\s("]+)'
+  const fk = new RegExp(
+    `^FOREIGN KEY ?\\(((?:[^()"]|"(?:[^"]|"")*")+)\\) ?REFERENCES (${name}(?:\\.${name})?)(?: ?\\(((?:[^()"]|"(?:[^"]|"")*")+)\\))?(.*)$`,
+    'i',
+  ).exec(text)
   if (fk) {
-    const table = (fk[2] ?? '').split('.').at(-1)?.replace(/^"|"$/g, '') ?? ''
-    const action = /\bON DELETE (NO ACTION|RESTRICT|CASCADE|SET NULL|SET DEFAULT)\b/i.exec(
-      fk[4] ?? '',
-    )
+    const rest = masked(fk[4] ?? '')
+    const action = (on: string) =>
+      ACTION[
+        (
+          new RegExp(`\\bON ${on} (NO ACTION|RESTRICT|CASCADE|SET NULL|SET DEFAULT)\\b`, 'i').exec(
+            rest,
+          )?.[1] ?? 'NO ACTION'
+        ).toUpperCase()
+      ] ?? 'a'
+    const match = /\bMATCH (FULL|PARTIAL|SIMPLE)\b/i.exec(rest)?.[1]?.toUpperCase() ?? 'SIMPLE'
     return {
       kind: 'f',
-      columns: columnList(fk[1] ?? ''),
+      columns: identifiers(fk[1] ?? ''),
       references: {
-        table,
-        ...(fk[3] !== undefined && { columns: columnList(fk[3]) }),
-        onDelete: ON_DELETE[(action?.[1] ?? 'NO ACTION').toUpperCase()] ?? 'a',
+        table: identifiers(fk[2] ?? '', '.').at(-1) ?? '',
+        ...(fk[3] !== undefined && { columns: identifiers(fk[3]) }),
+        onDelete: action('DELETE'),
+        onUpdate: action('UPDATE'),
+        match: match[0]?.toLowerCase() ?? 's',
       },
-      notValid,
+      ...common,
     }
   }
   return null
 }
 
-/** How a found constraint differs from a {@link ConstraintShape}: null when it does not. */
-function constraintDifference(
-  shape: ConstraintShape,
-  found: FoundConstraint,
-): 'kind' | 'columns' | 'references' | null {
-  if (found.kind !== shape.kind) return 'kind'
-  if (shape.columns && !sameColumns(found.columns ?? [], shape.columns)) return 'columns'
+/** Whether a found constraint differs from a {@link ConstraintShape}. */
+function differs(shape: ConstraintShape, found: FoundConstraint): boolean {
+  if (found.kind !== shape.kind) return true
+  if (found.deferrable !== shape.deferrable || found.deferred !== shape.deferred) return true
+  if (shape.columns && !sameColumns(found.columns ?? [], shape.columns)) return true
   const ref = shape.references
-  if (
-    ref &&
+  return (
+    ref !== undefined &&
     (found.refTable !== ref.table ||
       (ref.columns !== undefined && !sameColumns(found.refColumns ?? [], ref.columns)) ||
-      found.onDelete !== ref.onDelete)
-  ) {
-    return 'references'
-  }
-  return null
+      found.onDelete !== ref.onDelete ||
+      found.onUpdate !== ref.onUpdate ||
+      found.match !== ref.match)
+  )
 }
 
 interface FoundConstraint {
   definition: string
   kind: string
   validated: boolean
+  enforced: boolean
+  deferrable: boolean
+  deferred: boolean
   columns: string[] | null
   refTable: string | null
   refColumns: string[] | null
   onDelete: string
+  onUpdate: string
+  match: string
 }
 
 /**
  * A predicate as far as spelling goes: outside quoted literals, no case, spaces,
  * parentheses, double quotes or casts (PostgreSQL prints `(jersey_number IS NOT NULL)`
- * for `jersey_number IS NOT NULL`, and adds casts). Two that still differ may mean the
- * same (the index is then rebuilt: safe, not free); two that compare equal do.
+ * for `jersey_number IS NOT NULL`, and adds casts). A heuristic both ways: two that differ
+ * may mean the same (`IN (…)` prints as `= ANY (ARRAY[…])`; the index is then rebuilt:
+ * safe, not free), and two that compare equal may not (`NOT (a AND b)` against `NOT a
+ * AND b`, `x::int > 1` against `x > 1`, `"A"` against `a`). The drift report compares
+ * the printed definitions exactly.
  */
 const CAST =
   /::(?:"[^"]+"|[a-z_][a-z0-9_]*(?:\s+(?:varying|precision|with(?:out)?\s+time\s+zone))?)(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])?/g
@@ -270,7 +332,8 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
   const ensureConstraint = async (table: string, name: string, definition: string) => {
     const found = await query<FoundConstraint>(
       `SELECT pg_get_constraintdef(k.oid) AS definition, k.contype AS kind,
-              k.convalidated AS validated,
+              k.convalidated AS validated, k.condeferrable AS deferrable, k.condeferred AS deferred,
+              COALESCE((to_jsonb(k) ->> 'conenforced')::boolean, true) AS enforced,
               (SELECT array_agg(a.attname::text ORDER BY n.n)
                  FROM unnest(k.conkey) WITH ORDINALITY AS n(attnum, n)
                  JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = n.attnum) AS columns,
@@ -278,7 +341,7 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
               (SELECT array_agg(a.attname::text ORDER BY n.n)
                  FROM unnest(k.confkey) WITH ORDINALITY AS n(attnum, n)
                  JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = n.attnum) AS "refColumns",
-              k.confdeltype AS "onDelete"
+              k.confdeltype AS "onDelete", k.confupdtype AS "onUpdate", k.confmatchtype AS match
          FROM pg_constraint k LEFT JOIN pg_class r ON r.oid = k.confrelid
         WHERE k.conrelid = to_regclass(quote_ident($1)) AND k.conname = $2`,
       [table, name],
@@ -299,13 +362,15 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
 
   /**
    * A constraint of the chain's name is the chain's only if it is the same kind of
-   * constraint on the same columns (a foreign key: to the same table and columns, with the
-   * same ON DELETE). Anything else, `PRIMARY KEY (player_id)` for the chain's `(player_id,
-   * team_id)`, stops the run here with both definitions, rather than being counted as
-   * `exists` and failing some later migration that relies on it. A CHECK's condition is
-   * not compared (that needs PostgreSQL's parser; the drift report compares it). One added
-   * `NOT VALID` by hand (the usual way on a big table) is validated, unless the chain's own
-   * definition says `NOT VALID`: rows that break it stop the run here, PostgreSQL naming it.
+   * constraint on the same columns, as deferrable (a foreign key also: to the same table
+   * and columns, with the same ON DELETE, ON UPDATE and MATCH). Anything else,
+   * `PRIMARY KEY (player_id)` for the chain's `(player_id, team_id)`, stops the run here with
+   * both definitions, rather than being counted as `exists` and failing some later
+   * migration that relies on it. Not compared (that needs PostgreSQL's parser; the drift
+   * report compares the printed definitions): a CHECK's or EXCLUDE's condition, NULLS NOT
+   * DISTINCT, NO INHERIT, a referenced table's schema. One added `NOT VALID` by hand (the
+   * usual way on a big table) is validated, unless the chain's own definition says `NOT
+   * VALID` (or `NOT ENFORCED`): rows that break it stop the run here, PostgreSQL naming it.
    */
   const checkConstraint = async (
     table: string,
@@ -314,12 +379,14 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
     existing: FoundConstraint,
   ): Promise<Change> => {
     const shape = constraintShape(definition)
-    if (shape && constraintDifference(shape, existing) !== null) {
+    if (shape && differs(shape, existing)) {
       throw new Error(
         `${name} on ${table} is "${existing.definition}", not the chain's "${definition.trim()}": drop or change it by hand`,
       )
     }
-    if (existing.validated || shape?.notValid) return { object: name, action: 'exists' }
+    if (existing.validated || !existing.enforced || leftUnchecked(definition)) {
+      return { object: name, action: 'exists' }
+    }
     await query(`ALTER TABLE ${ident(table)} VALIDATE CONSTRAINT ${ident(name)}`)
     return { object: name, action: 'repaired', detail: { validated: true } }
   }
@@ -465,7 +532,8 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
       const columns = listed === undefined ? undefined : columnList(listed)
       // A partial index on other rows (`WHERE role = 'captain'` for the chain's `WHERE
       // jersey_number IS NOT NULL`) keeps nothing unique where the chain's does.
-      const predicate = /\)\s*WHERE\b([\s\S]*)$/i.exec(index.definition.trim())?.[1] ?? null
+      const where = /\bWHERE\b/i.exec(masked(index.definition))
+      const predicate = where ? index.definition.slice(where.index + where[0].length) : null
       const fits =
         existing?.valid &&
         existing.unique === (index.unique === true) &&

@@ -2,7 +2,12 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Migrator } from '../../src/migrate/migrator.js'
-import { columnClauses, createSchemaHelpers } from '../../src/migrate/schema-helpers.js'
+import {
+  columnClauses,
+  constraintShape,
+  createSchemaHelpers,
+  identifiers,
+} from '../../src/migrate/schema-helpers.js'
 import type { Change, Query } from '../../src/migrate/types.js'
 import { writeChain } from '../helpers/chains.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
@@ -318,6 +323,15 @@ describe('a constraint or index of the chain name, compared by what it says', ()
     await sql(
       db,
       `ALTER TABLE games DROP CONSTRAINT games_team_id_fkey;
+       ALTER TABLE games ADD CONSTRAINT games_team_id_fkey FOREIGN KEY (team_id) REFERENCES teams(id)
+         ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE`,
+    )
+    await expect(runChain(db)).rejects.toThrow(
+      'games_team_id_fkey on games is "FOREIGN KEY (team_id) REFERENCES teams(id) ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE", not the chain\'s',
+    )
+    await sql(
+      db,
+      `ALTER TABLE games DROP CONSTRAINT games_team_id_fkey;
        ALTER TABLE games ADD CONSTRAINT games_team_id_fkey FOREIGN KEY (team_id) REFERENCES teams(id) ON DELETE CASCADE`,
     )
     expect(await runChain(db)).toEqual(['004_games', '019_player_teams'])
@@ -328,6 +342,7 @@ describe('a constraint or index of the chain name, compared by what it says', ()
       [
         "await context.ensureTable('t_ref', { columns: { id: 'integer', code: 'text' }, constraints: { t_ref_pkey: 'PRIMARY KEY (id)', t_ref_code_key: 'UNIQUE (code)' } })",
         "await context.ensureTable('t_child', { columns: { ref_id: 'integer', code: 'text', n: 'integer' } })",
+        `await context.query('ALTER TABLE t_child ADD COLUMN IF NOT EXISTS "We""ird" integer')`,
         ...definitions.map(
           (d, i) =>
             `await context.ensureConstraint('t_child', 't_child_c${i}', ${JSON.stringify(d)})`,
@@ -340,8 +355,11 @@ describe('a constraint or index of the chain name, compared by what it says', ()
         'foreign key (ref_id) references public.t_ref (id) on delete cascade on update cascade',
         'FOREIGN KEY (ref_id) REFERENCES "t_ref"(id) MATCH SIMPLE ON UPDATE NO ACTION ON DELETE SET NULL',
         'FOREIGN KEY (code) REFERENCES t_ref(code) DEFERRABLE INITIALLY DEFERRED',
-        'CHECK (n >= 0) NOT VALID',
+        'CHECK (n >= 0) NOT VALID NO INHERIT',
         'FOREIGN KEY (ref_id) REFERENCES t_ref(id) NOT VALID',
+        'UNIQUE (Code, N)',
+        'FOREIGN KEY (REF_ID) REFERENCES T_REF(ID) MATCH FULL ON UPDATE CASCADE',
+        'UNIQUE ("We""ird") DEFERRABLE INITIALLY DEFERRED',
       ]),
     })
     const db = await database('empty')
@@ -351,7 +369,10 @@ describe('a constraint or index of the chain name, compared by what it says', ()
     // so, and a re-run must not validate it away.
     await sql(db, 'ALTER TABLE t_child DROP CONSTRAINT t_child_c4')
     await sql(db, 'INSERT INTO t_child (ref_id, code, n) VALUES (NULL, NULL, -1)')
-    await sql(db, 'ALTER TABLE t_child ADD CONSTRAINT t_child_c4 CHECK (n >= 0) NOT VALID')
+    await sql(
+      db,
+      'ALTER TABLE t_child ADD CONSTRAINT t_child_c4 CHECK (n >= 0) NOT VALID NO INHERIT',
+    )
     await sql(db, 'DELETE FROM schema_migrations')
     const again = migrator()
     expect(await again.up()).toEqual(['001_styles'])
@@ -407,6 +428,36 @@ describe('a constraint or index of the chain name, compared by what it says', ()
     expect(await migrator.up()).toHaveLength(23)
     const outcomes = new Set((await migrator.ledger()).map((r) => r.outcome))
     expect(outcomes).toEqual(new Set(['already-present']))
+  })
+})
+
+describe('what a constraint definition asks for', () => {
+  it('folds identifiers as PostgreSQL does and reads keys, targets, actions and deferrability', () => {
+    expect(identifiers('a, "B", C, "x,""y"')).toEqual(['a', 'B', 'c', 'x,"y'])
+    expect(identifiers('"my.schema".Teams', '.')).toEqual(['my.schema', 'teams'])
+    expect(constraintShape('PRIMARY KEY (Player_Id, team_id)')).toEqual({
+      kind: 'p',
+      columns: ['player_id', 'team_id'],
+      deferrable: false,
+      deferred: false,
+    })
+    expect(
+      constraintShape(
+        'foreign key (a) references "Other"."T"(id) match full on update set null on delete cascade deferrable initially deferred',
+      ),
+    ).toEqual({
+      kind: 'f',
+      columns: ['a'],
+      references: { table: 'T', columns: ['id'], onDelete: 'c', onUpdate: 'n', match: 'f' },
+      deferrable: true,
+      deferred: true,
+    })
+    expect(constraintShape("CHECK (note <> 'NOT DEFERRABLE')")).toMatchObject({
+      kind: 'c',
+      deferrable: false,
+    })
+    expect(constraintShape('UNIQUE (a) NOT DEFERRABLE')).toMatchObject({ deferrable: false })
+    expect(constraintShape('NOT NULL a')).toBeNull()
   })
 })
 
