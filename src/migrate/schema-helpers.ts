@@ -161,8 +161,9 @@ const leftUnchecked = (definition: string) =>
 export function constraintShape(definition: string): ConstraintShape | null {
   const text = definition.trim().replace(/\s+/g, ' ')
   const keywords = masked(text)
-  const deferrable = /(?<!\bNOT )\bDEFERRABLE\b/i.test(keywords)
   const deferred = /\bINITIALLY DEFERRED\b/i.test(keywords)
+  // INITIALLY DEFERRED alone makes a constraint deferrable too.
+  const deferrable = deferred || /(?<!\bNOT )\bDEFERRABLE\b/i.test(keywords)
   const common = { deferrable, deferred }
   const key =
     /^(PRIMARY KEY|UNIQUE(?: NULLS (?:NOT )?DISTINCT)?) ?\(((?:[^()"]|"(?:[^"]|"")*")+)\)/i.exec(

@@ -457,6 +457,10 @@ describe('what a constraint definition asks for', () => {
       deferrable: false,
     })
     expect(constraintShape('UNIQUE (a) NOT DEFERRABLE')).toMatchObject({ deferrable: false })
+    expect(constraintShape('UNIQUE (a) INITIALLY DEFERRED')).toMatchObject({
+      deferrable: true,
+      deferred: true,
+    })
     expect(constraintShape('NOT NULL a')).toBeNull()
   })
 })
