@@ -67,6 +67,8 @@ interface RelationInfo {
   columns: string[] | null
   /** For a partial index: its `WHERE`, as PostgreSQL prints it. */
   predicate: string | null
+  /** For an index: its access method (btree, gist...). */
+  method: string | null
 }
 
 const RELATION_KINDS: Record<string, string> = {
@@ -85,8 +87,8 @@ function describeRelation(r: RelationInfo): string {
   return `${what} on ${r.table} (${(r.columns ?? []).join(', ')})`
 }
 
-/** `a, "b"` → `['a', 'b']`: the column list of a key or an index definition. */
-const columnList = (text: string) => text.split(',').map((c) => c.trim().replace(/^"|"$/g, ''))
+/** `a, "B"` → `['a', 'B']`: the column list of a key or an index definition, folded as PostgreSQL does. */
+const columnList = (text: string) => identifiers(text)
 
 const sameColumns = (a: string[], b: string[]) =>
   a.length === b.length && a.every((c, i) => c === b[i])
@@ -111,6 +113,8 @@ export interface ConstraintShape {
   /** condeferrable and condeferred. */
   deferrable: boolean
   deferred: boolean
+  /** Not `NOT ENFORCED` (PostgreSQL 18's conenforced). */
+  enforced: boolean
 }
 
 const ACTION: Record<string, string> = {
@@ -121,14 +125,84 @@ const ACTION: Record<string, string> = {
   'SET DEFAULT': 'd',
 }
 
-/** The definition with its quoted literals and identifiers blanked, for keyword searches. */
-const masked = (text: string) =>
-  text.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"/g, (m) => `${m[0]}${'x'.repeat(m.length - 2)}${m[0]}`)
+/**
+ * A definition read as PostgreSQL's lexer would, as two texts of its length: `code`, with
+ * comments (`-- …`, nested `/* … *\/`) blanked, and `masked`, with the insides of string
+ * literals (`'…'`, `E'…'` with backslash escapes, `$tag$…$tag$`) and of quoted identifiers
+ * blanked too, for keyword searches. `literals` are the spans of the string literals.
+ */
+export function scanSql(text: string): {
+  code: string
+  masked: string
+  literals: Array<[number, number]>
+} {
+  const code = [...text]
+  const masked = [...text]
+  const literals: Array<[number, number]> = []
+  const blank = (from: number, to: number, both: boolean) => {
+    for (let k = from; k < to; k++) {
+      if (code[k] === '\n') continue
+      masked[k] = ' '
+      if (both) code[k] = ' '
+    }
+  }
+  let i = 0
+  const n = code.length
+  while (i < n) {
+    const ch = code[i] as string
+    const next = code[i + 1]
+    if (ch === '-' && next === '-') {
+      let j = i
+      while (j < n && code[j] !== '\n') j++
+      blank(i, j, true)
+      i = j
+    } else if (ch === '/' && next === '*') {
+      let depth = 0
+      let j = i
+      while (j < n) {
+        if (code[j] === '/' && code[j + 1] === '*') {
+          depth++
+          j += 2
+        } else if (code[j] === '*' && code[j + 1] === '/') {
+          depth--
+          j += 2
+          if (depth === 0) break
+        } else j++
+      }
+      blank(i, j, true)
+      i = j
+    } else if (ch === "'" || ch === '"') {
+      const escapes = ch === "'" && /[eE]/.test(code[i - 1] ?? '') && !/\w/.test(code[i - 2] ?? '')
+      let j = i + 1
+      while (j < n) {
+        if (escapes && code[j] === '\\') j += 2
+        else if (code[j] === ch && code[j + 1] === ch) j += 2
+        else if (code[j] === ch) break
+        else j++
+      }
+      blank(i + 1, j, false)
+      if (ch === "'") literals.push([escapes ? i - 1 : i, j + 1])
+      i = j + 1
+    } else if (ch === '$' && !/[\w$]/.test(code[i - 1] ?? '')) {
+      const tag = /^\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/.exec(code.slice(i, i + 64).join(''))?.[0]
+      if (!tag) {
+        i++
+        continue
+      }
+      const end = code.join('').indexOf(tag, i + tag.length)
+      const j = end === -1 ? n : end + tag.length
+      blank(i + tag.length, j - tag.length, false)
+      literals.push([i, j])
+      i = j
+    } else i++
+  }
+  return { code: code.join(''), masked: masked.join(''), literals }
+}
 
 /**
  * `a, "B", C` → `['a', 'B', 'c']`: identifiers as PostgreSQL stores them (an unquoted one
- * folded to lower case, a quoted one as written, `""` unescaped), split on the commas
- * and dots outside quotes (`sep`).
+ * with its ASCII letters folded to lower case, as PostgreSQL folds them, a quoted one as
+ * written, `""` unescaped), split on the commas and dots outside quotes (`sep`).
  */
 export function identifiers(text: string, sep: ',' | '.' = ','): string[] {
   const out: string[] = []
@@ -136,7 +210,11 @@ export function identifiers(text: string, sep: ',' | '.' = ','): string[] {
   let quoted = false
   const push = () => {
     const item = current.trim()
-    out.push(/^".*"$/s.test(item) ? item.slice(1, -1).replace(/""/g, '"') : item.toLowerCase())
+    out.push(
+      /^".*"$/s.test(item)
+        ? item.slice(1, -1).replace(/""/g, '"')
+        : item.replace(/[A-Z]/g, (c) => c.toLowerCase()),
+    )
     current = ''
   }
   for (const ch of text) {
@@ -149,68 +227,103 @@ export function identifiers(text: string, sep: ',' | '.' = ','): string[] {
 }
 
 /** The definition says `NOT VALID` (anywhere: `CHECK (…) NOT VALID NO INHERIT`) or, on PostgreSQL 18, `NOT ENFORCED`. */
-const leftUnchecked = (definition: string) =>
-  /\bNOT\s+(?:VALID|ENFORCED)\b/i.test(masked(definition))
+export const leftUnchecked = (definition: string) =>
+  /\bNOT\s+(?:VALID|ENFORCED)\b/i.test(scanSql(definition).masked)
+
+/** The index just past the parenthesis that closes the one at `open`, in a masked text. */
+function closing(masked: string, open: number): number {
+  let depth = 0
+  for (let k = open; k < masked.length; k++) {
+    if (masked[k] === '(') depth++
+    else if (masked[k] === ')' && --depth === 0) return k + 1
+  }
+  return -1
+}
+
+const IDENTIFIER_TOKEN = '(?:"(?:[^"]|"")+"|[A-Za-z_\\u0080-\\uffff][\\w$\\u0080-\\uffff]*)'
+const QUALIFIED_NAME = new RegExp(`^${IDENTIFIER_TOKEN}(?:\\s*\\.\\s*${IDENTIFIER_TOKEN})*`)
 
 /**
- * Reads a chain constraint definition: `PRIMARY KEY (a, b)`, `UNIQUE (a)`, `CHECK (...)`,
- * `FOREIGN KEY (a) REFERENCES t[(id)] [MATCH ...] [ON UPDATE ...] [ON DELETE ...]`,
- * `EXCLUDE ...`, each optionally `[NOT] DEFERRABLE [INITIALLY DEFERRED]`. Null for anything
- * else; its kind is then not compared.
+ * Reads a chain constraint definition: `PRIMARY KEY (a, b)`, `UNIQUE [NULLS [NOT] DISTINCT]
+ * (a)`, `CHECK (...)`, `FOREIGN KEY (a) REFERENCES t[(id)] [MATCH ...] [ON UPDATE ...] [ON
+ * DELETE ...]`, `EXCLUDE ...`, each optionally `[NOT] DEFERRABLE [INITIALLY DEFERRED]`,
+ * comments and literals read as PostgreSQL reads them ({@link scanSql}). What it cannot
+ * read (`UNIQUE USING INDEX x`) is left out of the shape; its kind is always there. Null
+ * when not even the kind can be told.
  */
 export function constraintShape(definition: string): ConstraintShape | null {
-  const text = definition.trim().replace(/\s+/g, ' ')
-  const keywords = masked(text)
-  const deferred = /\bINITIALLY DEFERRED\b/i.test(keywords)
-  // INITIALLY DEFERRED alone makes a constraint deferrable too.
-  const deferrable = deferred || /(?<!\bNOT )\bDEFERRABLE\b/i.test(keywords)
-  const common = { deferrable, deferred }
-  const key =
-    /^(PRIMARY KEY|UNIQUE(?: NULLS (?:NOT )?DISTINCT)?) ?\(((?:[^()"]|"(?:[^"]|"")*")+)\)/i.exec(
-      text,
+  const { code, masked } = scanSql(definition)
+  const lead = /^\s*(PRIMARY\s+KEY|UNIQUE|CHECK|EXCLUDE|FOREIGN\s+KEY)\b/i.exec(masked)
+  if (!lead) return null
+  const word = (lead[1] ?? '').toUpperCase()
+  const deferred = /\bINITIALLY\s+DEFERRED\b/i.test(masked)
+  const shape: ConstraintShape = {
+    kind: word.startsWith('PRIMARY')
+      ? 'p'
+      : word === 'UNIQUE'
+        ? 'u'
+        : word === 'CHECK'
+          ? 'c'
+          : word === 'EXCLUDE'
+            ? 'x'
+            : 'f',
+    // INITIALLY DEFERRED alone makes a constraint deferrable too.
+    deferrable: deferred || /(?<!\bNOT\s+)\bDEFERRABLE\b/i.test(masked),
+    deferred,
+    enforced: !/\bNOT\s+ENFORCED\b/i.test(masked),
+  }
+  /** The identifiers in the parentheses opening at `at` (masked), and where they end. */
+  const list = (at: number) => {
+    const end = closing(masked, at)
+    return end === -1 ? null : { names: identifiers(code.slice(at + 1, end - 1)), end }
+  }
+  if (shape.kind === 'p' || shape.kind === 'u') {
+    const head = /^\s*(?:PRIMARY\s+KEY|UNIQUE(?:\s+NULLS\s+(?:NOT\s+)?DISTINCT)?)\s*\(/i.exec(
+      masked,
     )
-  if (key) {
-    const kind = /^PRIMARY/i.test(key[1] ?? '') ? 'p' : 'u'
-    return { kind, columns: identifiers(key[2] ?? ''), ...common }
+    const columns = head && list(head[0].length - 1)
+    if (columns) shape.columns = columns.names
   }
-  if (/^CHECK\b/i.test(text)) return { kind: 'c', ...common }
-  if (/^EXCLUDE\b/i.test(text)) return { kind: 'x', ...common }
-  const name = '(?:"(?:[^"]|"")+"|[^\\s("]+)'
-  const fk = new RegExp(
-    `^FOREIGN KEY ?\\(((?:[^()"]|"(?:[^"]|"")*")+)\\) ?REFERENCES (${name}(?:\\.${name})?)(?: ?\\(((?:[^()"]|"(?:[^"]|"")*")+)\\))?(.*)$`,
-    'i',
-  ).exec(text)
-  if (fk) {
-    const rest = masked(fk[4] ?? '')
-    const action = (on: string) =>
-      ACTION[
-        (
-          new RegExp(`\\bON ${on} (NO ACTION|RESTRICT|CASCADE|SET NULL|SET DEFAULT)\\b`, 'i').exec(
-            rest,
-          )?.[1] ?? 'NO ACTION'
-        ).toUpperCase()
-      ] ?? 'a'
-    const match = /\bMATCH (FULL|PARTIAL|SIMPLE)\b/i.exec(rest)?.[1]?.toUpperCase() ?? 'SIMPLE'
-    return {
-      kind: 'f',
-      columns: identifiers(fk[1] ?? ''),
-      references: {
-        table: identifiers(fk[2] ?? '', '.').at(-1) ?? '',
-        ...(fk[3] !== undefined && { columns: identifiers(fk[3]) }),
-        onDelete: action('DELETE'),
-        onUpdate: action('UPDATE'),
-        match: match[0]?.toLowerCase() ?? 's',
-      },
-      ...common,
-    }
+  if (shape.kind !== 'f') return shape
+  const head = /^\s*FOREIGN\s+KEY\s*\(/i.exec(masked)
+  const columns = head && list(head[0].length - 1)
+  if (!columns) return shape
+  const references = /^\s*REFERENCES\s*/i.exec(masked.slice(columns.end))
+  if (!references) return shape
+  let at = columns.end + references[0].length
+  const name = QUALIFIED_NAME.exec(code.slice(at))?.[0]
+  if (!name) return shape
+  at += name.length
+  const parts = name.split(new RegExp(`(${IDENTIFIER_TOKEN})`)).filter((_, k) => k % 2 === 1)
+  const table = identifiers(parts.at(-1) ?? '')[0] ?? ''
+  const open = /^\s*\(/.exec(masked.slice(at))
+  const refColumns = open ? list(at + open[0].length - 1) : null
+  if (refColumns) at = refColumns.end
+  const rest = masked.slice(at)
+  const action = (on: string) => {
+    const found = new RegExp(
+      `\\bON\\s+${on}\\s+(NO\\s+ACTION|RESTRICT|CASCADE|SET\\s+NULL|SET\\s+DEFAULT)\\b`,
+      'i',
+    ).exec(rest)?.[1]
+    return ACTION[(found ?? 'NO ACTION').replace(/\s+/g, ' ').toUpperCase()] ?? 'a'
   }
-  return null
+  const match = /\bMATCH\s+(FULL|PARTIAL|SIMPLE)\b/i.exec(rest)?.[1]?.toLowerCase() ?? 'simple'
+  shape.columns = columns.names
+  shape.references = {
+    table,
+    ...(refColumns && { columns: refColumns.names }),
+    onDelete: action('DELETE'),
+    onUpdate: action('UPDATE'),
+    match: match[0] ?? 's',
+  }
+  return shape
 }
 
 /** Whether a found constraint differs from a {@link ConstraintShape}. */
 function differs(shape: ConstraintShape, found: FoundConstraint): boolean {
   if (found.kind !== shape.kind) return true
   if (found.deferrable !== shape.deferrable || found.deferred !== shape.deferred) return true
+  if (found.enforced !== shape.enforced) return true
   if (shape.columns && !sameColumns(found.columns ?? [], shape.columns)) return true
   const ref = shape.references
   return (
@@ -249,20 +362,22 @@ interface FoundConstraint {
  */
 const CAST =
   /::(?:"[^"]+"|[a-z_][a-z0-9_]*(?:\s+(?:varying|precision|with(?:out)?\s+time\s+zone))?)(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])?/g
-const loosePredicate = (text: string | null) =>
-  text === null
-    ? null
-    : text
-        .split(/('(?:[^']|'')*')/)
-        .map((part, i) =>
-          i % 2 === 1
-            ? part
-            : part
-                .toLowerCase()
-                .replace(CAST, '')
-                .replace(/[\s()"]+/g, ''),
-        )
-        .join('')
+const loosePredicate = (text: string | null) => {
+  if (text === null) return null
+  const { code, literals } = scanSql(text)
+  const loose = (part: string) =>
+    part
+      .toLowerCase()
+      .replace(CAST, '')
+      .replace(/[\s()"]+/g, '')
+  let out = ''
+  let at = 0
+  for (const [from, to] of literals) {
+    out += loose(code.slice(at, from)) + code.slice(from, to)
+    at = to
+  }
+  return out + loose(code.slice(at))
+}
 
 /**
  * Builds the idempotent helpers over a query function. Every helper looks in the
@@ -469,7 +584,8 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
                 EXISTS (SELECT 1 FROM pg_constraint k
                          WHERE k.conindid = c.oid AND k.contype IN ('p', 'u', 'x')) AS owned,
                 ${KEY_COLUMNS('c.oid')} AS columns,
-                pg_get_expr(i.indpred, i.indrelid) AS predicate
+                pg_get_expr(i.indpred, i.indrelid) AS predicate,
+                (SELECT amname FROM pg_am WHERE oid = c.relam) AS method
            FROM pg_class c
            LEFT JOIN pg_index i ON i.indexrelid = c.oid
            LEFT JOIN pg_class t ON t.oid = i.indrelid
@@ -533,10 +649,14 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
       const columns = listed === undefined ? undefined : columnList(listed)
       // A partial index on other rows (`WHERE role = 'captain'` for the chain's `WHERE
       // jersey_number IS NOT NULL`) keeps nothing unique where the chain's does.
-      const where = /\bWHERE\b/i.exec(masked(index.definition))
-      const predicate = where ? index.definition.slice(where.index + where[0].length) : null
+      const scanned = scanSql(index.definition)
+      const where = /\bWHERE\b/i.exec(scanned.masked)
+      const predicate = where ? scanned.code.slice(where.index + where[0].length) : null
+      // `USING gist (…)`; btree when the definition names none.
+      const method = (/^\s*USING\s+(\w+)/i.exec(scanned.masked)?.[1] ?? 'btree').toLowerCase()
       const fits =
         existing?.valid &&
+        existing.method === method &&
         existing.unique === (index.unique === true) &&
         (columns === undefined ||
           !columns.every((c) => /^[a-z_][a-z0-9_]*$/.test(c)) ||

@@ -7,6 +7,7 @@ import {
   constraintShape,
   createSchemaHelpers,
   identifiers,
+  leftUnchecked,
 } from '../../src/migrate/schema-helpers.js'
 import type { Change, Query } from '../../src/migrate/types.js'
 import { writeChain } from '../helpers/chains.js'
@@ -440,6 +441,7 @@ describe('what a constraint definition asks for', () => {
       columns: ['player_id', 'team_id'],
       deferrable: false,
       deferred: false,
+      enforced: true,
     })
     expect(
       constraintShape(
@@ -451,6 +453,7 @@ describe('what a constraint definition asks for', () => {
       references: { table: 'T', columns: ['id'], onDelete: 'c', onUpdate: 'n', match: 'f' },
       deferrable: true,
       deferred: true,
+      enforced: true,
     })
     expect(constraintShape("CHECK (note <> 'NOT DEFERRABLE')")).toMatchObject({
       kind: 'c',
@@ -462,6 +465,53 @@ describe('what a constraint definition asks for', () => {
       deferred: true,
     })
     expect(constraintShape('NOT NULL a')).toBeNull()
+    expect(constraintShape('UNIQUE USING INDEX ux_a')).toEqual({
+      kind: 'u',
+      deferrable: false,
+      deferred: false,
+      enforced: true,
+    })
+    expect(constraintShape('CHECK (a > 0) NOT ENFORCED')).toMatchObject({ enforced: false })
+  })
+
+  it('reads comments, dollar quotes and escape strings as PostgreSQL does', () => {
+    expect(
+      constraintShape(
+        'FOREIGN KEY (team_id) REFERENCES teams (id)\n  -- was ON DELETE CASCADE until 2023\n  ON DELETE RESTRICT /* ON UPDATE CASCADE? not yet */',
+      ),
+    ).toMatchObject({ references: { table: 'teams', onDelete: 'r', onUpdate: 'a' } })
+    for (const check of [
+      'CHECK (points >= 0) -- a CHECK cannot be DEFERRABLE',
+      'CHECK (note <> $$DEFERRABLE$$)',
+      'CHECK (note <> $x$INITIALLY DEFERRED$x$)',
+      "CHECK (note <> E'\\' INITIALLY DEFERRED ')",
+    ]) {
+      expect(constraintShape(check), check).toMatchObject({ kind: 'c', deferrable: false })
+    }
+    expect(constraintShape('-- one row per id\nUNIQUE (id)')).toMatchObject({
+      kind: 'u',
+      columns: ['id'],
+    })
+    expect(
+      constraintShape('FOREIGN KEY(team_id)REFERENCES"teams"(id) ON DELETE CASCADE'),
+    ).toMatchObject({
+      columns: ['team_id'],
+      references: { table: 'teams', columns: ['id'], onDelete: 'c' },
+    })
+    expect(constraintShape('FOREIGN KEY (a) REFERENCES public . Teams')).toMatchObject({
+      references: { table: 'teams' },
+    })
+    // PostgreSQL folds only ASCII letters of an unquoted identifier.
+    expect(constraintShape('FOREIGN KEY (Ärger) REFERENCES teams (id)')).toMatchObject({
+      columns: ['Ärger'],
+    })
+    expect(
+      leftUnchecked("CHECK (points >= 0) -- old rows can't pass\n NOT VALID -- see 'BB-12'"),
+    ).toBe(true)
+    expect(leftUnchecked("CHECK (note <> $$'$$) NOT VALID -- it's legacy")).toBe(true)
+    expect(leftUnchecked('CHECK (note <> $$NOT VALID$$)')).toBe(false)
+    expect(leftUnchecked("CHECK (note <> E'\\' NOT VALID ')")).toBe(false)
+    expect(leftUnchecked('CHECK (points >= 0) -- never NOT VALID: small table')).toBe(false)
   })
 })
 
