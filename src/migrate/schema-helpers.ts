@@ -136,8 +136,10 @@ export function scanSql(text: string): {
   masked: string
   literals: Array<[number, number]>
 } {
-  const code = [...text]
-  const masked = [...text]
+  // UTF-16 code units, not code points: the texts keep the input's length, index for
+  // index, also where a literal holding an emoji is blanked.
+  const code = text.split('')
+  const masked = text.split('')
   const literals: Array<[number, number]> = []
   const blank = (from: number, to: number, both: boolean) => {
     for (let k = from; k < to; k++) {

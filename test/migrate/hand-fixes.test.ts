@@ -8,6 +8,7 @@ import {
   createSchemaHelpers,
   identifiers,
   leftUnchecked,
+  scanSql,
 } from '../../src/migrate/schema-helpers.js'
 import type { Change, Query } from '../../src/migrate/types.js'
 import { writeChain } from '../helpers/chains.js'
@@ -510,6 +511,12 @@ describe('what a constraint definition asks for', () => {
     ).toBe(true)
     expect(leftUnchecked("CHECK (note <> $$'$$) NOT VALID -- it's legacy")).toBe(true)
     expect(leftUnchecked('CHECK (note <> $$NOT VALID$$)')).toBe(false)
+    // A literal holding characters outside the BMP keeps the texts aligned.
+    const emoji = "FOREIGN KEY (a) REFERENCES teams (id) /* 🏀🏀 */ ON DELETE CASCADE -- '🏀'"
+    const scanned = scanSql(emoji)
+    expect([scanned.code.length, scanned.masked.length]).toEqual([emoji.length, emoji.length])
+    expect(constraintShape(emoji)).toMatchObject({ references: { table: 'teams', onDelete: 'c' } })
+    expect(constraintShape("UNIQUE (a) -- '🏀' DEFERRABLE")).toMatchObject({ deferrable: false })
     expect(leftUnchecked("CHECK (note <> E'\\' NOT VALID ')")).toBe(false)
     expect(leftUnchecked('CHECK (points >= 0) -- never NOT VALID: small table')).toBe(false)
   })
