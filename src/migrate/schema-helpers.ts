@@ -142,7 +142,7 @@ export function scanSql(text: string): {
   const masked = text.split('')
   const literals: Array<[number, number]> = []
   const blank = (from: number, to: number, both: boolean) => {
-    for (let k = from; k < to; k++) {
+    for (let k = from; k < Math.min(to, code.length); k++) {
       if (code[k] === '\n') continue
       masked[k] = ' '
       if (both) code[k] = ' '
@@ -174,7 +174,8 @@ export function scanSql(text: string): {
       blank(i, j, true)
       i = j
     } else if (ch === "'" || ch === '"') {
-      const escapes = ch === "'" && /[eE]/.test(code[i - 1] ?? '') && !/\w/.test(code[i - 2] ?? '')
+      const escapes =
+        ch === "'" && /[eE]/.test(code[i - 1] ?? '') && !/[\p{L}\p{N}_$]/u.test(code[i - 2] ?? '')
       let j = i + 1
       while (j < n) {
         if (escapes && code[j] === '\\') j += 2
@@ -183,10 +184,10 @@ export function scanSql(text: string): {
         else j++
       }
       blank(i + 1, j, false)
-      if (ch === "'") literals.push([escapes ? i - 1 : i, j + 1])
+      if (ch === "'") literals.push([escapes ? i - 1 : i, Math.min(j + 1, n)])
       i = j + 1
-    } else if (ch === '$' && !/[\w$]/.test(code[i - 1] ?? '')) {
-      const tag = /^\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/.exec(code.slice(i, i + 64).join(''))?.[0]
+    } else if (ch === '$' && !/[\p{L}\p{N}_$]/u.test(code[i - 1] ?? '')) {
+      const tag = /^\$(?:[\p{L}_][\p{L}\p{N}_]*)?\$/u.exec(code.slice(i, i + 64).join(''))?.[0]
       if (!tag) {
         i++
         continue
@@ -230,7 +231,7 @@ export function identifiers(text: string, sep: ',' | '.' = ','): string[] {
 
 /** The definition says `NOT VALID` (anywhere: `CHECK (…) NOT VALID NO INHERIT`) or, on PostgreSQL 18, `NOT ENFORCED`. */
 export const leftUnchecked = (definition: string) =>
-  /\bNOT\s+(?:VALID|ENFORCED)\b/i.test(scanSql(definition).masked)
+  /\bNOT\s+(?:VALID|ENFORCED)\b/i.test(topLevel(scanSql(definition).masked))
 
 /** The index just past the parenthesis that closes the one at `open`, in a masked text. */
 function closing(masked: string, open: number): number {
@@ -240,6 +241,18 @@ function closing(masked: string, open: number): number {
     else if (masked[k] === ')' && --depth === 0) return k + 1
   }
   return -1
+}
+
+/** A masked text with everything inside parentheses blanked: the clauses of the definition itself, not of a condition or a column list. */
+function topLevel(masked: string): string {
+  let depth = 0
+  let out = ''
+  for (const ch of masked) {
+    if (ch === ')') depth = Math.max(0, depth - 1)
+    out += depth > 0 && ch !== '\n' ? ' ' : ch
+    if (ch === '(') depth++
+  }
+  return out
 }
 
 const IDENTIFIER_TOKEN = '(?:"(?:[^"]|"")+"|[A-Za-z_\\u0080-\\uffff][\\w$\\u0080-\\uffff]*)'
@@ -258,7 +271,10 @@ export function constraintShape(definition: string): ConstraintShape | null {
   const lead = /^\s*(PRIMARY\s+KEY|UNIQUE|CHECK|EXCLUDE|FOREIGN\s+KEY)\b/i.exec(masked)
   if (!lead) return null
   const word = (lead[1] ?? '').toUpperCase()
-  const deferred = /\bINITIALLY\s+DEFERRED\b/i.test(masked)
+  // Clauses are searched for outside parentheses: `CHECK (NOT valid OR …)` says nothing
+  // of NOT VALID.
+  const clauses = topLevel(masked)
+  const deferred = /\bINITIALLY\s+DEFERRED\b/i.test(clauses)
   const shape: ConstraintShape = {
     kind: word.startsWith('PRIMARY')
       ? 'p'
@@ -270,9 +286,9 @@ export function constraintShape(definition: string): ConstraintShape | null {
             ? 'x'
             : 'f',
     // INITIALLY DEFERRED alone makes a constraint deferrable too.
-    deferrable: deferred || /(?<!\bNOT\s+)\bDEFERRABLE\b/i.test(masked),
+    deferrable: deferred || /(?<!\bNOT\s+)\bDEFERRABLE\b/i.test(clauses),
     deferred,
-    enforced: !/\bNOT\s+ENFORCED\b/i.test(masked),
+    enforced: !/\bNOT\s+ENFORCED\b/i.test(clauses),
   }
   /** The identifiers in the parentheses opening at `at` (masked), and where they end. */
   const list = (at: number) => {
@@ -301,7 +317,7 @@ export function constraintShape(definition: string): ConstraintShape | null {
   const open = /^\s*\(/.exec(masked.slice(at))
   const refColumns = open ? list(at + open[0].length - 1) : null
   if (refColumns) at = refColumns.end
-  const rest = masked.slice(at)
+  const rest = clauses.slice(at)
   const action = (on: string) => {
     const found = new RegExp(
       `\\bON\\s+${on}\\s+(NO\\s+ACTION|RESTRICT|CASCADE|SET\\s+NULL|SET\\s+DEFAULT)\\b`,

@@ -517,6 +517,16 @@ describe('what a constraint definition asks for', () => {
     expect([scanned.code.length, scanned.masked.length]).toEqual([emoji.length, emoji.length])
     expect(constraintShape(emoji)).toMatchObject({ references: { table: 'teams', onDelete: 'c' } })
     expect(constraintShape("UNIQUE (a) -- '🏀' DEFERRABLE")).toMatchObject({ deferrable: false })
+    expect(constraintShape('PRIMARY KEY ("🎉", b)')).toMatchObject({ columns: ['🎉', 'b'] })
+    expect(leftUnchecked('CHECK (label <> $$🎉🎉🎉🎉$$) NOT VALID')).toBe(true)
+    // Clauses of the definition, not words of its condition: columns named valid, enforced.
+    expect(leftUnchecked('CHECK (NOT valid OR reason IS NOT NULL)')).toBe(false)
+    expect(constraintShape('CHECK (NOT enforced OR waiver IS NOT NULL)')).toMatchObject({
+      enforced: true,
+    })
+    expect(leftUnchecked('CHECK (café$x$ > 0) NOT VALID')).toBe(true)
+    expect(leftUnchecked('CHECK (x <> $é$ NOT VALID $é$)')).toBe(false)
+    expect(scanSql("E'abc\\").masked).toHaveLength("E'abc\\".length)
     expect(leftUnchecked("CHECK (note <> E'\\' NOT VALID ')")).toBe(false)
     expect(leftUnchecked('CHECK (points >= 0) -- never NOT VALID: small table')).toBe(false)
   })
