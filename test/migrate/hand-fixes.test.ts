@@ -579,6 +579,21 @@ describe('the helpers on objects a hand fix or a later change touched', () => {
     expect(await run(ensure)).toEqual([{ object: 'ux_t_ref_a', action: 'exists' }])
   })
 
+  it('an index of the chain name built with another access method is rebuilt', async () => {
+    const db = await database('empty')
+    const run = helpers(db)
+    await sql(db, 'CREATE TABLE t_hash (a int); CREATE INDEX ix_t_hash_a ON t_hash USING hash (a)')
+    const ensure = (h: ReturnType<typeof createSchemaHelpers>) =>
+      h.ensureIndex('ix_t_hash_a', { table: 't_hash', definition: '(a)' })
+    expect(await run(ensure)).toEqual([{ object: 'ix_t_hash_a', action: 'repaired' }])
+    const { rows } = await sql(
+      db,
+      "SELECT amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam WHERE c.relname = 'ix_t_hash_a'",
+    )
+    expect(rows).toEqual([{ amname: 'btree' }])
+    expect(await run(ensure)).toEqual([{ object: 'ix_t_hash_a', action: 'exists' }])
+  })
+
   it("a hand-named primary key whose chain name another table's key holds: refused by name", async () => {
     const db = await database('empty', true)
     await sql(
