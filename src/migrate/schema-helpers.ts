@@ -54,6 +54,12 @@ const KEY_COLUMNS = (oid: string) =>
       LEFT JOIN pg_attribute ka ON ka.attrelid = kx.indrelid AND ka.attnum = kk.attnum
      WHERE kx.indexrelid = ${oid} AND kk.n <= kx.indnkeyatts)`
 
+/** SQL: the names of the attributes `attnums` (an int2[]) of relation `rel`, in their order. */
+const ATTRIBUTE_NAMES = (rel: string, attnums: string) =>
+  `(SELECT array_agg(a.attname::text ORDER BY n.n)
+      FROM unnest(${attnums}) WITH ORDINALITY AS n(attnum, n)
+      JOIN pg_attribute a ON a.attrelid = ${rel} AND a.attnum = n.attnum)`
+
 interface RelationInfo {
   name: string
   /** pg_class.relkind: `i` index, `r` table, `S` sequence, `v` view... */
@@ -87,9 +93,6 @@ function describeRelation(r: RelationInfo): string {
   return `${what} on ${r.table} (${(r.columns ?? []).join(', ')})`
 }
 
-/** `a, "B"` → `['a', 'B']`: the column list of a key or an index definition, folded as PostgreSQL does. */
-const columnList = (text: string) => identifiers(text)
-
 const sameColumns = (a: string[], b: string[]) =>
   a.length === b.length && a.every((c, i) => c === b[i])
 
@@ -115,6 +118,15 @@ export interface ConstraintShape {
   deferred: boolean
   /** Not `NOT ENFORCED` (PostgreSQL 18's conenforced). */
   enforced: boolean
+}
+
+/** pg_constraint.contype by a definition's first word. */
+const KIND: Record<string, ConstraintShape['kind']> = {
+  PRIMARY: 'p',
+  UNIQUE: 'u',
+  CHECK: 'c',
+  EXCLUDE: 'x',
+  FOREIGN: 'f',
 }
 
 const ACTION: Record<string, string> = {
@@ -270,21 +282,13 @@ export function constraintShape(definition: string): ConstraintShape | null {
   const { code, masked } = scanSql(definition)
   const lead = /^\s*(PRIMARY\s+KEY|UNIQUE|CHECK|EXCLUDE|FOREIGN\s+KEY)\b/i.exec(masked)
   if (!lead) return null
-  const word = (lead[1] ?? '').toUpperCase()
+  const word = (lead[1] ?? '').split(/\s/)[0]?.toUpperCase() ?? ''
   // Clauses are searched for outside parentheses: `CHECK (NOT valid OR …)` says nothing
   // of NOT VALID.
   const clauses = topLevel(masked)
   const deferred = /\bINITIALLY\s+DEFERRED\b/i.test(clauses)
   const shape: ConstraintShape = {
-    kind: word.startsWith('PRIMARY')
-      ? 'p'
-      : word === 'UNIQUE'
-        ? 'u'
-        : word === 'CHECK'
-          ? 'c'
-          : word === 'EXCLUDE'
-            ? 'x'
-            : 'f',
+    kind: KIND[word] ?? 'c',
     // INITIALLY DEFERRED alone makes a constraint deferrable too.
     deferrable: deferred || /(?<!\bNOT\s+)\bDEFERRABLE\b/i.test(clauses),
     deferred,
@@ -312,8 +316,7 @@ export function constraintShape(definition: string): ConstraintShape | null {
   const name = QUALIFIED_NAME.exec(code.slice(at))?.[0]
   if (!name) return shape
   at += name.length
-  const parts = name.split(new RegExp(`(${IDENTIFIER_TOKEN})`)).filter((_, k) => k % 2 === 1)
-  const table = identifiers(parts.at(-1) ?? '')[0] ?? ''
+  const table = identifiers(name, '.').at(-1) ?? ''
   const open = /^\s*\(/.exec(masked.slice(at))
   const refColumns = open ? list(at + open[0].length - 1) : null
   if (refColumns) at = refColumns.end
@@ -369,6 +372,8 @@ interface FoundConstraint {
   match: string
 }
 
+const CAST =
+  /::(?:"[^"]+"|[a-z_][a-z0-9_]*(?:\s+(?:varying|precision|with(?:out)?\s+time\s+zone))?)(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])?/g
 /**
  * A predicate as far as spelling goes: outside quoted literals, no case, spaces,
  * parentheses, double quotes or casts (PostgreSQL prints `(jersey_number IS NOT NULL)`
@@ -378,8 +383,6 @@ interface FoundConstraint {
  * AND b`, `x::int > 1` against `x > 1`, `"A"` against `a`). The drift report compares
  * the printed definitions exactly.
  */
-const CAST =
-  /::(?:"[^"]+"|[a-z_][a-z0-9_]*(?:\s+(?:varying|precision|with(?:out)?\s+time\s+zone))?)(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])?/g
 const loosePredicate = (text: string | null) => {
   if (text === null) return null
   const { code, literals } = scanSql(text)
@@ -468,13 +471,9 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
       `SELECT pg_get_constraintdef(k.oid) AS definition, k.contype AS kind,
               k.convalidated AS validated, k.condeferrable AS deferrable, k.condeferred AS deferred,
               COALESCE((to_jsonb(k) ->> 'conenforced')::boolean, true) AS enforced,
-              (SELECT array_agg(a.attname::text ORDER BY n.n)
-                 FROM unnest(k.conkey) WITH ORDINALITY AS n(attnum, n)
-                 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = n.attnum) AS columns,
+              ${ATTRIBUTE_NAMES('k.conrelid', 'k.conkey')} AS columns,
               r.relname AS "refTable",
-              (SELECT array_agg(a.attname::text ORDER BY n.n)
-                 FROM unnest(k.confkey) WITH ORDINALITY AS n(attnum, n)
-                 JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = n.attnum) AS "refColumns",
+              ${ATTRIBUTE_NAMES('k.confrelid', 'k.confkey')} AS "refColumns",
               k.confdeltype AS "onDelete", k.confupdtype AS "onUpdate", k.confmatchtype AS match
          FROM pg_constraint k LEFT JOIN pg_class r ON r.oid = k.confrelid
         WHERE k.conrelid = to_regclass(quote_ident($1)) AND k.conname = $2`,
@@ -486,7 +485,7 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
     if (keyed) {
       // A key's index takes the constraint's name: what a hand fix may have left in its place.
       const kind = keyed[1]?.toUpperCase() === 'PRIMARY KEY' ? 'p' : 'u'
-      const columns = columnList(keyed[2] ?? '')
+      const columns = identifiers(keyed[2] ?? '')
       const repaired = await adoptKey(table, name, kind, columns)
       if (repaired) return note(repaired)
     }
@@ -664,7 +663,7 @@ export function createSchemaHelpers(query: Query, changes: Change[]): SchemaHelp
       }
       // `(a, b) WHERE …` names its columns; an expression index is left to the drift report.
       const listed = /^\(([^()]+)\)/.exec(index.definition.trim())?.[1]
-      const columns = listed === undefined ? undefined : columnList(listed)
+      const columns = listed === undefined ? undefined : identifiers(listed)
       // A partial index on other rows (`WHERE role = 'captain'` for the chain's `WHERE
       // jersey_number IS NOT NULL`) keeps nothing unique where the chain's does.
       const scanned = scanSql(index.definition)

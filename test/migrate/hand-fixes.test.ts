@@ -283,59 +283,63 @@ describe('a constraint or index of the chain name, compared by what it says', ()
 
   it('one of another kind, columns, condition or target: refused, naming both definitions', async () => {
     const db = await database('empty', true)
-    await sql(
-      db,
-      `ALTER TABLE coaches DROP CONSTRAINT coaches_user_id_key;
-       ALTER TABLE coaches ADD CONSTRAINT coaches_user_id_key CHECK (user_id > 0);
-       DELETE FROM schema_migrations WHERE name = '013_coach_user_link'`,
-    )
-    await expect(runChain(db)).rejects.toThrow(
-      'coaches_user_id_key on coaches is "CHECK ((user_id > 0))", not the chain\'s "UNIQUE (user_id)": drop or change it by hand',
-    )
-    await sql(
-      db,
-      `ALTER TABLE coaches DROP CONSTRAINT coaches_user_id_key;
-       ALTER TABLE coaches ADD CONSTRAINT coaches_user_id_key UNIQUE (user_id);
-       ALTER TABLE player_teams DROP CONSTRAINT player_teams_pkey;
-       ALTER TABLE player_teams ADD CONSTRAINT player_teams_pkey PRIMARY KEY (player_id);
-       DELETE FROM schema_migrations WHERE name = '019_player_teams'`,
-    )
-    await expect(runChain(db)).rejects.toThrow(
-      'player_teams_pkey on player_teams is "PRIMARY KEY (player_id)", not the chain\'s "PRIMARY KEY (player_id, team_id)": drop or change it by hand',
-    )
-    await sql(
-      db,
-      `ALTER TABLE player_teams DROP CONSTRAINT player_teams_pkey;
-       ALTER TABLE player_teams ADD CONSTRAINT player_teams_pkey PRIMARY KEY (player_id, team_id);
-       ALTER TABLE games DROP CONSTRAINT games_team_id_fkey;
-       ALTER TABLE games ADD CONSTRAINT games_team_id_fkey FOREIGN KEY (team_id) REFERENCES teams(id);
-       DELETE FROM schema_migrations WHERE name = '004_games'`,
-    )
-    await expect(runChain(db)).rejects.toThrow(
-      'games_team_id_fkey on games is "FOREIGN KEY (team_id) REFERENCES teams(id)", not the chain\'s "FOREIGN KEY (team_id) REFERENCES teams(id) ON DELETE CASCADE": drop or change it by hand',
-    )
-    await sql(
-      db,
-      `ALTER TABLE games DROP CONSTRAINT games_team_id_fkey;
-       ALTER TABLE games ADD CONSTRAINT games_team_id_fkey FOREIGN KEY (team_id) REFERENCES players(id) ON DELETE CASCADE`,
-    )
-    await expect(runChain(db)).rejects.toThrow(
-      'games_team_id_fkey on games is "FOREIGN KEY (team_id) REFERENCES players(id) ON DELETE CASCADE", not the chain\'s',
-    )
-    await sql(
-      db,
-      `ALTER TABLE games DROP CONSTRAINT games_team_id_fkey;
-       ALTER TABLE games ADD CONSTRAINT games_team_id_fkey FOREIGN KEY (team_id) REFERENCES teams(id)
-         ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE`,
-    )
-    await expect(runChain(db)).rejects.toThrow(
-      'games_team_id_fkey on games is "FOREIGN KEY (team_id) REFERENCES teams(id) ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE", not the chain\'s',
-    )
-    await sql(
-      db,
-      `ALTER TABLE games DROP CONSTRAINT games_team_id_fkey;
-       ALTER TABLE games ADD CONSTRAINT games_team_id_fkey FOREIGN KEY (team_id) REFERENCES teams(id) ON DELETE CASCADE`,
-    )
+    const replace = (table: string, name: string, definition: string) =>
+      `ALTER TABLE ${table} DROP CONSTRAINT ${name};
+       ALTER TABLE ${table} ADD CONSTRAINT ${name} ${definition}`
+    const gamesTeam = 'FOREIGN KEY (team_id) REFERENCES teams(id) ON DELETE CASCADE'
+    // [table, constraint, migration, the chain's definition, a hand-made one, as printed]
+    const cases = [
+      [
+        'coaches',
+        'coaches_user_id_key',
+        '013_coach_user_link',
+        'UNIQUE (user_id)',
+        'CHECK (user_id > 0)',
+        'CHECK ((user_id > 0))',
+      ],
+      [
+        'player_teams',
+        'player_teams_pkey',
+        '019_player_teams',
+        'PRIMARY KEY (player_id, team_id)',
+        'PRIMARY KEY (player_id)',
+        'PRIMARY KEY (player_id)',
+      ],
+      [
+        'games',
+        'games_team_id_fkey',
+        '004_games',
+        gamesTeam,
+        'FOREIGN KEY (team_id) REFERENCES teams(id)',
+        'FOREIGN KEY (team_id) REFERENCES teams(id)',
+      ],
+      [
+        'games',
+        'games_team_id_fkey',
+        '004_games',
+        gamesTeam,
+        'FOREIGN KEY (team_id) REFERENCES players(id) ON DELETE CASCADE',
+        'FOREIGN KEY (team_id) REFERENCES players(id) ON DELETE CASCADE',
+      ],
+      [
+        'games',
+        'games_team_id_fkey',
+        '004_games',
+        gamesTeam,
+        'FOREIGN KEY (team_id) REFERENCES teams(id) ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE',
+        'FOREIGN KEY (team_id) REFERENCES teams(id) ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE',
+      ],
+    ] as const
+    for (const [table, name, migration, chain, hand, printed] of cases) {
+      await sql(
+        db,
+        `${replace(table, name, hand)}; DELETE FROM schema_migrations WHERE name = '${migration}'`,
+      )
+      await expect(runChain(db)).rejects.toThrow(
+        `${name} on ${table} is "${printed}", not the chain's "${chain}": drop or change it by hand`,
+      )
+      await sql(db, replace(table, name, chain))
+    }
     expect(await runChain(db)).toEqual(['004_games', '019_player_teams'])
   })
 
