@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { SchemaSnapshot } from './catalog.js'
@@ -92,10 +93,48 @@ export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
   return migrations
 }
 
+const requireModule = createRequire(import.meta.url)
+
+/**
+ * Errors of `require()` that say only that this file must be imported instead: top-level
+ * await, a runtime without require(esm), or syntax `require()` read as the other module
+ * kind. `import()` then loads it, or reports the same file's error in its own words.
+ */
+const IMPORT_INSTEAD = new Set([
+  'ERR_REQUIRE_ASYNC_MODULE',
+  'ERR_REQUIRE_ESM',
+  'ERR_REQUIRE_CYCLE_MODULE',
+  'ERR_UNKNOWN_FILE_EXTENSION',
+])
+
+/**
+ * A compiled migration (`.js`, `.mjs`) is loaded with `require()`, which loads an ES
+ * module synchronously (Node >= 20.19): on Node 20, 200 small modules take ~14 ms this
+ * way against ~30 ms through `import()`'s asynchronous loader (~13 ms either way on
+ * Node 22). TypeScript sources (tsx, tests) and whatever `require()` cannot load go
+ * through `import()`.
+ */
+function loadNamespace(path: string): Promise<unknown> | unknown {
+  if (!path.endsWith('.ts')) {
+    try {
+      return requireModule(path)
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code
+      if (
+        !(err instanceof SyntaxError) &&
+        !(typeof code === 'string' && IMPORT_INSTEAD.has(code))
+      ) {
+        throw err
+      }
+    }
+  }
+  return import(pathToFileURL(path).href)
+}
+
 async function importMigration(name: string, path: string): Promise<MigrationModule> {
   let namespace: Partial<MigrationModule> & { default?: Partial<MigrationModule> }
   try {
-    namespace = await import(pathToFileURL(path).href)
+    namespace = (await loadNamespace(path)) as typeof namespace
   } catch (err) {
     // A syntax error's own message names no file: say which migration it is.
     const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err)

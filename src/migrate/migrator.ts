@@ -128,6 +128,8 @@ export class Migrator {
   private readonly abort = new AbortController()
   /** The run in progress: its migration session's pid (to cancel it) and when it ends. */
   private active: { pid: number; done: Promise<unknown> } | undefined
+  /** Each session's backend pid, read when it opened (`connect`). */
+  private readonly backendPids = new WeakMap<pg.Client, number>()
   /** The ledger's `applied_by`, host:pid: built once per migrator, not once per migration. */
   private readonly appliedBy = `${hostname()}:${process.pid}`
   /** What the legacy Alembic stamp vouches for in this run (`readLegacyStamp`). */
@@ -247,16 +249,16 @@ export class Migrator {
     // connection, the lock and the ledger read instead of following them. A few modules at
     // a time, and no further once the lock turns out to be held by another replica: a
     // waiting replica will probably apply nothing, and on a busy node its imports would
-    // only slow down the one that is migrating. umzug waits for the lock (below). The run
-    // awaits the same memoised imports.
+    // only slow down the one that is migrating. umzug comes last, once the modules are in
+    // and the lock is not seen held. The run awaits the same memoised imports.
     let umzugModule: Promise<typeof import('./umzug.js')> | undefined
     const loadUmzug = () => {
       umzugModule ??= import('./umzug.js')
       return umzugModule
     }
-    if (likelyPending) void this.prefetch(likelyPending)
+    if (likelyPending) void this.prefetch(likelyPending, loadUmzug)
     return this.locked(
-      async (work, watch) => {
+      async (work, watching) => {
         await ensureLedger(work)
         const migrations = await this.migrations()
         // Nothing pending after all (another replica applied it while this one waited for
@@ -278,6 +280,7 @@ export class Migrator {
         // broken one fails the run before anything of it is applied.
         await Promise.all(pending.map((m) => m.load()))
         const { Umzug } = await loadUmzug()
+        const watch = await watching()
         const umzug = new Umzug({
           migrations: migrations.map((m) => ({
             name: m.name,
@@ -298,15 +301,19 @@ export class Migrator {
     )
   }
 
-  private async prefetch(names: string[]): Promise<void> {
+  private async prefetch(names: string[], loadUmzug: () => Promise<unknown>): Promise<void> {
     const waiting = () => this.run.state === 'waiting-for-lock'
     const wanted = new Set(names)
     const migrations = (await this.migrations().catch(() => [])).filter((m) => wanted.has(m.name))
-    // In batches: parallel file reads, and a check for a held lock between batches.
+    // In batches, with a turn of the event loop between them: a compiled module loads
+    // synchronously (loader.ts), and the sessions' connection and lock replies must not
+    // wait for 200 of them in one go. The lock is checked between batches.
     for (let i = 0; i < migrations.length; i += 16) {
       if (waiting()) return
       await Promise.all(migrations.slice(i, i + 16).map((m) => m.load().catch(() => {})))
+      await new Promise<void>((resolve) => setImmediate(resolve))
     }
+    if (!waiting()) await loadUmzug().catch(() => {})
   }
 
   /**
@@ -428,7 +435,7 @@ export class Migrator {
    * blocks a running migration (`pg_blocking_pids`).
    */
   private async locked<T>(
-    fn: (work: pg.Client, watch: pg.Client) => Promise<T>,
+    fn: (work: pg.Client, watch: () => Promise<pg.Client>) => Promise<T>,
     options: { work?: pg.Client; ifNothingPending?: () => T } = {},
   ): Promise<T> {
     const { ifNothingPending } = options
@@ -440,18 +447,18 @@ export class Migrator {
     const done = new Promise<void>((r) => {
       resolveDone = r
     })
-    let opened: pg.Client[] = options.work ? [options.work] : []
+    const opened: pg.Client[] = options.work ? [options.work] : []
+    // The watch session opens beside the lock and the reads that follow it: only a
+    // migration needs it. Whatever opened is closed in `finally`.
+    const watching = this.connect('migration-watch')
+    watching.then(
+      (watch) => opened.push(watch),
+      () => {},
+    )
     try {
-      // Both connections at once; whichever opened is closed in `finally` if the other failed.
-      const connecting = await Promise.allSettled([
-        this.connect('migration-watch'),
-        options.work ?? this.connect('migration'),
-      ])
-      opened = connecting.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []))
-      for (const c of connecting) if (c.status === 'rejected') throw c.reason
-      const [watch, work] = opened as [pg.Client, pg.Client]
-      const pid = (await work.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid
-      this.active = { pid: pid ?? 0, done }
+      const work = options.work ?? (await this.connect('migration'))
+      if (!options.work) opened.push(work)
+      this.active = { pid: this.backendPids.get(work) ?? 0, done }
       this.run = { ...this.run, state: 'idle', current: null, lockHolder: null, blockedBy: [] }
       let waitingLogged = false
       const locked = await acquireMigrationLock(work, {
@@ -483,7 +490,7 @@ export class Migrator {
       }
       this.run = { ...this.run, state: 'running', lockHolder: null }
       try {
-        const result = await fn(work, watch)
+        const result = await fn(work, () => watching)
         this.markComplete()
         return result
       } finally {
@@ -511,6 +518,7 @@ export class Migrator {
     } finally {
       this.active = undefined
       resolveDone()
+      await watching.catch(() => {})
       await Promise.allSettled(opened.map((c) => c.end()))
     }
   }
@@ -703,7 +711,7 @@ export class Migrator {
       // stamp beside the club's `players`, is found further along the search_path, that
       // schema goes first. Nothing else moves: a `schema_migrations` or `alembic_version` of
       // another application elsewhere on the path is none of this chain's business.
-      await client.query(
+      const setup = (await client.query(
         `SET statement_timeout = ${Math.trunc(this.opts.statementTimeoutMs)};
          SELECT set_config('search_path', quote_ident(n.nspname) || ', ' || current_setting('search_path'), false)
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -714,8 +722,14 @@ export class Migrator {
                                    WHERE a.attrelid = l.oid AND a.attname = 'checksum' AND NOT a.attisdropped)),
                   ${LEGACY_STAMP_OID})
             AND current_schema() = current_user
-            AND n.nspname IS DISTINCT FROM current_schema()`,
-      )
+            AND n.nspname IS DISTINCT FROM current_schema();
+         SELECT pg_backend_pid() AS pid`,
+      )) as unknown as pg.QueryResult[]
+      // The session's own pid, in the same round trip: a run watches what blocks it and
+      // cancels it by this pid. (The pid of the protocol's key data would be a pooler's
+      // where there is one.)
+      const pid = setup.at(-1)?.rows[0]?.pid
+      if (typeof pid === 'number') this.backendPids.set(client, pid)
       // Without it a backend notices a dead client only when it next writes to it: a killed
       // replica's backfill runs on to the end of its statement, holding its locks (PostgreSQL 14+,
       // Linux; elsewhere the setting is refused and the default stays).

@@ -13,7 +13,7 @@ afterEach(async () => {
 })
 
 describe('a MIGRATIONS_DIR chain', () => {
-  it('takes named exports, a default-exported object and CommonJS, in name order, and skips other files', async () => {
+  it('takes named exports, a default-exported object, CommonJS and top-level await, in name order, and skips other files', async () => {
     const dir = await writeChain({
       '001_named': "await context.ensureTable('a_named', { columns: { id: 'integer' } })",
     })
@@ -25,14 +25,25 @@ describe('a MIGRATIONS_DIR chain', () => {
       join(dir, '003_commonjs.js'),
       "module.exports = { async up({ context }) { await context.ensureTable('c_cjs', { columns: { id: 'integer' } }) } }\n",
     )
+    // require() refuses a module with top-level await (the loader's fast path): import() takes it.
+    await writeFile(
+      join(dir, '004_top_level_await.mjs'),
+      "const table = await Promise.resolve('d_tla')\nexport async function up({ context }) { await context.ensureTable(table, { columns: { id: 'integer' } }) }\n",
+    )
     await writeFile(join(dir, 'README.md'), '# not a migration\n')
     await writeFile(join(dir, '001_named.d.ts'), 'export {}\n')
     const names = (await loadMigrations(dir)).map((m) => m.name)
-    expect(names).toEqual(['001_named', '002_default', '003_commonjs'])
+    expect(names).toEqual(['001_named', '002_default', '003_commonjs', '004_top_level_await'])
 
     const db = await createTestDatabase('empty')
     databases.push(db)
     expect(await new Migrator({ connectionString: db.url, migrationsDir: dir }).up()).toEqual(names)
+    const tables = await withClient(db.url, (c) =>
+      c.query<{ t: string }>(
+        "SELECT c.relname AS t FROM pg_class c WHERE c.relname IN ('a_named', 'b_default', 'c_cjs', 'd_tla') ORDER BY 1",
+      ),
+    )
+    expect(tables.rows.map((r) => r.t)).toEqual(['a_named', 'b_default', 'c_cjs', 'd_tla'])
   })
 
   it('runs and lists migrations in code-unit order of their names, whatever the locale says', async () => {
