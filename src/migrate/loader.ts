@@ -96,9 +96,10 @@ export async function loadMigrations(dir: string): Promise<LoadedMigration[]> {
 const requireModule = createRequire(import.meta.url)
 
 /**
- * Errors of `require()` that say only that this file must be imported instead: top-level
- * await, a runtime without require(esm), or syntax `require()` read as the other module
- * kind. `import()` then loads it, or reports the same file's error in its own words.
+ * Errors of `require()` that say only that this file must be imported instead (top-level
+ * await, a runtime without require(esm)); thrown before the module ran. Nothing else falls
+ * back: a CommonJS module that threw is dropped from require's cache, and `import()` would
+ * run it a second time. A file that does not parse fails the same way either way.
  */
 const IMPORT_INSTEAD = new Set([
   'ERR_REQUIRE_ASYNC_MODULE',
@@ -111,7 +112,7 @@ const IMPORT_INSTEAD = new Set([
  * A compiled migration (`.js`, `.mjs`) is loaded with `require()`, which loads an ES
  * module synchronously (Node >= 20.19): on Node 20, 200 small modules take ~14 ms this
  * way against ~30 ms through `import()`'s asynchronous loader (~13 ms either way on
- * Node 22). TypeScript sources (tsx, tests) and whatever `require()` cannot load go
+ * Node 22). TypeScript sources (tsx, tests) and what `require()` refuses to load go
  * through `import()`.
  */
 function loadNamespace(path: string): Promise<unknown> | unknown {
@@ -120,12 +121,7 @@ function loadNamespace(path: string): Promise<unknown> | unknown {
       return requireModule(path)
     } catch (err) {
       const code = (err as { code?: unknown } | null)?.code
-      if (
-        !(err instanceof SyntaxError) &&
-        !(typeof code === 'string' && IMPORT_INSTEAD.has(code))
-      ) {
-        throw err
-      }
+      if (!(typeof code === 'string' && IMPORT_INSTEAD.has(code))) throw err
     }
   }
   return import(pathToFileURL(path).href)

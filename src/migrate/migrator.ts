@@ -258,7 +258,7 @@ export class Migrator {
     }
     if (likelyPending) void this.prefetch(likelyPending, loadUmzug)
     return this.locked(
-      async (work, watching) => {
+      async (work, watch) => {
         await ensureLedger(work)
         const migrations = await this.migrations()
         // Nothing pending after all (another replica applied it while this one waited for
@@ -280,7 +280,6 @@ export class Migrator {
         // broken one fails the run before anything of it is applied.
         await Promise.all(pending.map((m) => m.load()))
         const { Umzug } = await loadUmzug()
-        const watch = await watching()
         const umzug = new Umzug({
           migrations: migrations.map((m) => ({
             name: m.name,
@@ -435,7 +434,7 @@ export class Migrator {
    * blocks a running migration (`pg_blocking_pids`).
    */
   private async locked<T>(
-    fn: (work: pg.Client, watch: () => Promise<pg.Client>) => Promise<T>,
+    fn: (work: pg.Client, watch: pg.Client) => Promise<T>,
     options: { work?: pg.Client; ifNothingPending?: () => T } = {},
   ): Promise<T> {
     const { ifNothingPending } = options
@@ -448,8 +447,7 @@ export class Migrator {
       resolveDone = r
     })
     const opened: pg.Client[] = options.work ? [options.work] : []
-    // The watch session opens beside the lock and the reads that follow it: only a
-    // migration needs it. Whatever opened is closed in `finally`.
+    // The watch session opens while the lock is tried; whatever opened is closed in `finally`.
     const watching = this.connect('migration-watch')
     watching.then(
       (watch) => opened.push(watch),
@@ -488,9 +486,12 @@ export class Migrator {
         this.markComplete()
         return ifNothingPending()
       }
-      this.run = { ...this.run, state: 'running', lockHolder: null }
       try {
-        const result = await fn(work, () => watching)
+        // Before anything is written: a watch session that cannot open fails the run here,
+        // with the lock released and nothing created.
+        const watch = await watching
+        this.run = { ...this.run, state: 'running', lockHolder: null }
+        const result = await fn(work, watch)
         this.markComplete()
         return result
       } finally {

@@ -89,6 +89,25 @@ describe('a MIGRATIONS_DIR chain', () => {
     expect(await migrator.ledger()).toEqual([])
   })
 
+  it('a CommonJS module that throws while loading runs once, and fails the run with its name', async () => {
+    // require() drops a CommonJS module that threw from its cache: loading it again with
+    // import() would repeat its side effects.
+    const counter = `evaluations_${Date.now()}`
+    const dir = await writeChain({ '001_ok': "await context.query('SELECT 1')" })
+    await writeFile(
+      join(dir, '002_bad_json.js'),
+      `globalThis.${counter} = (globalThis.${counter} ?? 0) + 1\nJSON.parse('{bad')\nmodule.exports = { async up() {} }\n`,
+    )
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    await expect(migrator.up()).rejects.toThrow(
+      /^migration 002_bad_json could not be loaded: SyntaxError: /,
+    )
+    expect((globalThis as Record<string, unknown>)[counter]).toBe(1)
+    expect(await migrator.ledger()).toEqual([])
+  })
+
   it('a module that does not parse fails the run with its name, shown as the failed migration', async () => {
     const dir = await writeChain({ '001_ok': "await context.query('SELECT 1')" })
     await writeFile(

@@ -56,3 +56,39 @@ it('a role that owns its database, and nothing more, applies the chain once from
   expect(inspection.drift).toEqual({ status: 'none', differences: [] })
   expect(await migrator.up()).toEqual([])
 })
+
+it('a role allowed one connection: the run needs two, fails with PostgreSQL’s reason, and writes nothing', async () => {
+  // The watch session opens while the lock is tried; the run waits for it before writing.
+  const limited = `club_one_${suffix}`
+  const limitedDb = `t_one_${suffix}`
+  await withClient(server, async (c) => {
+    await c.query(`CREATE ROLE ${limited} LOGIN PASSWORD '${password}' CONNECTION LIMIT 1`)
+    await c.query(`CREATE DATABASE ${limitedDb} OWNER ${limited} TEMPLATE ${TEMPLATES.empty}`)
+  })
+  try {
+    const u = new URL(server)
+    u.username = limited
+    u.password = password
+    u.pathname = `/${limitedDb}`
+    const migrator = new Migrator({ connectionString: u.toString() })
+    await expect(migrator.up()).rejects.toMatchObject({ code: '53300' })
+    expect(migrator.view()).toMatchObject({ state: 'failed', lastError: { code: '53300' } })
+    const asAdmin = new URL(server)
+    asAdmin.pathname = `/${limitedDb}`
+    const left = await withClient(asAdmin.toString(), async (c) => {
+      const tables = await c.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+      )
+      const locks = await c.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'",
+      )
+      return { tables: tables.rows[0]?.n, advisoryLocks: locks.rows[0]?.n }
+    })
+    expect(left).toEqual({ tables: 0, advisoryLocks: 0 })
+  } finally {
+    await withClient(server, async (c) => {
+      await c.query(`DROP DATABASE IF EXISTS ${limitedDb} WITH (FORCE)`)
+      await c.query(`DROP ROLE IF EXISTS ${limited}`)
+    })
+  }
+})
