@@ -230,22 +230,37 @@ describe('SIGTERM with connections that carry no request', () => {
       [early, ''],
       [late, ''],
     ])
-    for (const socket of [early, late]) {
-      socket.setEncoding('utf8').on('data', (d: string) => {
-        answers.set(socket, answers.get(socket) + d)
-      })
-      socket.on('error', () => {})
-    }
+    // When each closed and how, relative to the signal: what a failure needs to be read.
+    const events: string[] = []
+    let signalled = 0
+    // The answers are read once both sockets have closed: the child's exit can reach this
+    // process before the last data its sockets carried (one event-loop turn sees both).
+    const closed = [early, late].map(
+      (socket, i) =>
+        new Promise<void>((resolve) => {
+          const name = i === 0 ? 'early' : 'late'
+          socket.setEncoding('utf8').on('data', (d: string) => {
+            answers.set(socket, answers.get(socket) + d)
+          })
+          socket.on('error', (err) => events.push(`${name} error ${err.message}`))
+          socket.on('close', () => {
+            events.push(`${name} closed at +${Math.round(performance.now() - signalled)} ms`)
+            resolve()
+          })
+        }),
+    )
     early.write('GET /health/live HTTP/1.1\r\nHost: x\r\n')
     try {
       await until('the 401', async () => answer.startsWith('HTTP/1.1 401'), 5000)
-      const signalled = performance.now()
+      signalled = performance.now()
       service.child.kill('SIGTERM')
       await sleep(20)
       late.write('GET /health/live HTTP/1.1\r\nHost: x\r\n')
+      events.push(`late's first bytes at +${Math.round(performance.now() - signalled)} ms`)
       await sleep(280)
       early.write('\r\n')
       late.write('\r\n')
+      events.push(`headers completed at +${Math.round(performance.now() - signalled)} ms`)
       const exit = await service.exited
       const exitMs = performance.now() - signalled
       console.log(
@@ -254,9 +269,10 @@ describe('SIGTERM with connections that carry no request', () => {
       expect(exit).toEqual({ code: 0, signal: null })
       expect(exitMs).toBeLessThan(3000)
       expect(service.stderr()).not.toContain('killed by timeout')
+      await Promise.all(closed)
       for (const socket of [early, late]) {
         const text = answers.get(socket) ?? ''
-        expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+        expect(text, events.join('; ')).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
         expect(text.toLowerCase()).toContain('connection: close')
       }
     } finally {
