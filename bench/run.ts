@@ -16,6 +16,7 @@ import { killAllChildren } from './lib/procs.js'
 import { type PhaseResult, type Row, table } from './lib/report.js'
 import { fmt } from './lib/stats.js'
 import { bootScale } from './phases/boot-scale.js'
+import { instructions } from './phases/instructions.js'
 import { migrationOverhead } from './phases/migrations.js'
 import { replicas } from './phases/replicas.js'
 import { sideBySide } from './phases/side-by-side.js'
@@ -90,6 +91,7 @@ async function main() {
     ['migrations', migrationOverhead],
     ['boot-scale', bootScale],
     ['replicas', replicas],
+    ['instructions', instructions],
   ]
   const results: Partial<Record<Phase, PhaseResult>> = {}
   const rows: Row[] = []

@@ -25,8 +25,16 @@ export interface BenchArgs {
   compileCache: boolean
 }
 
-export const PHASES = ['side-by-side', 'migrations', 'boot-scale', 'replicas'] as const
+export const PHASES = [
+  'side-by-side',
+  'migrations',
+  'boot-scale',
+  'replicas',
+  'instructions',
+] as const
 export type Phase = (typeof PHASES)[number]
+/** What a run measures unless `--only` says otherwise: `instructions` needs valgrind and ~10 min. */
+const DEFAULT_PHASES: Phase[] = ['side-by-side', 'migrations', 'boot-scale', 'replicas']
 
 const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--trials N] [--load-seconds S]
        [--connections N] [--log-level info|warn|...] [--only ${PHASES.join(',')}]
@@ -41,7 +49,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     loadSeconds: quick ? 2 : 4,
     connections: 10,
     logLevel: 'info',
-    only: new Set(PHASES),
+    only: new Set(DEFAULT_PHASES),
     useDist: false,
     buildDir: null,
     profile: false,

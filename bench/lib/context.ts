@@ -45,7 +45,7 @@ export async function startService(
   ctx: Context,
   name: string,
   env: ServiceEnv,
-  opts: { keepStdout?: boolean } = {},
+  opts: { keepStdout?: boolean; wrapper?: string[] } = {},
 ): Promise<BenchProcess & { stdout(): string }> {
   const port = await uniquePort()
   const args = await profileArgs(ctx, name)
@@ -55,6 +55,7 @@ export async function startService(
     args,
     port,
     keepStdout: opts.keepStdout,
+    wrapper: opts.wrapper,
     env: {
       HOST: '127.0.0.1',
       PORT: String(port),
@@ -71,6 +72,7 @@ export async function startBare(
   ctx: Context,
   name: string,
   env: { DATABASE_URL: string; BENCH_ROSTER_SQL: string },
+  opts: { wrapper?: string[] } = {},
 ): Promise<BenchProcess> {
   const port = await uniquePort()
   const args = await profileArgs(ctx, name)
@@ -79,6 +81,7 @@ export async function startBare(
     name,
     args,
     port,
+    wrapper: opts.wrapper,
     env: {
       HOST: '127.0.0.1',
       PORT: String(port),

@@ -51,6 +51,12 @@ export class Admin {
     return Number(rows[0]?.n ?? Number.NaN)
   }
 
+  /** This session's backend pid (its parent is the postmaster when the server is local). */
+  async backendPid(): Promise<number> {
+    const { rows } = await this.client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    return rows[0]?.pid ?? 0
+  }
+
   /** The server's clock, so windows compare with pg_stat_activity timestamps. */
   async now(): Promise<string> {
     const { rows } = await this.client.query<{ t: string }>('SELECT clock_timestamp()::text AS t')

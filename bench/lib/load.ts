@@ -21,6 +21,8 @@ export interface LoadOptions {
   seconds: number
   connections: number
   headers?: Record<string, string>
+  /** A fixed number of requests instead of `seconds` of load. */
+  amount?: number
 }
 
 /**
@@ -42,6 +44,7 @@ export async function load(opts: LoadOptions): Promise<LoadResult> {
       connections: opts.connections,
       pipelining: 1,
       duration: opts.seconds,
+      ...(opts.amount !== undefined && { amount: opts.amount }),
       headers: opts.headers ?? {},
       timeout: 10,
     },

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import http from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { freePort } from '../../test/helpers/postgres.js'
@@ -57,6 +57,13 @@ export interface SpawnOptions {
   port: number
   /** Where stdout goes: discarded (the service logs every request at info), or kept. */
   keepStdout?: boolean
+  /** A command that runs node (`valgrind --tool=callgrind …`): its argv, node's path follows. */
+  wrapper?: string[]
+}
+
+/** The wrapper's arguments, then node's path: what follows the wrapper's command. */
+function wrapped(wrapper: string[] | undefined): string[] {
+  return wrapper ? [...wrapper.slice(1), process.execPath] : []
 }
 
 export function spawnNode(opts: SpawnOptions): BenchProcess & { stdout(): string } {
@@ -64,7 +71,7 @@ export function spawnNode(opts: SpawnOptions): BenchProcess & { stdout(): string
   let out = ''
   const spawnedAt = performance.now()
   const child = track(
-    spawn(process.execPath, opts.args, {
+    spawn(opts.wrapper?.[0] ?? process.execPath, [...wrapped(opts.wrapper), ...opts.args], {
       env: { PATH: process.env.PATH ?? '', ...opts.env },
       stdio: ['ignore', opts.keepStdout ? 'pipe' : 'ignore', 'pipe'],
     }),
@@ -150,10 +157,59 @@ export async function rssMiB(pid: number): Promise<number> {
  * Less sensitive than wall time to other work on the machine.
  */
 export async function cpuMs(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-  // After "pid (comm) ": field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
+  const stat = await procStat(pid)
+  if (stat === null) throw new Error(`no process ${pid}`)
+  return stat.cpuMs
+}
+
+/** utime + stime (ms) and the parent pid, from /proc/<pid>/stat; null once the process is gone. */
+async function procStat(pid: number): Promise<{ cpuMs: number; ppid: number } | null> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null)
+  if (stat === null) return null
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10
+  return { cpuMs: (Number(fields[11]) + Number(fields[12])) * 10, ppid: Number(fields[1]) }
+}
+
+/**
+ * CPU time (ms) of a local PostgreSQL server so far: its postmaster and every process it
+ * started (backends, walwriter, checkpointer...), found in /proc by parent pid. Only the
+ * processes alive now count, so take it over a window in which the backends stay (a
+ * pool's connections under a load do).
+ */
+export async function serverCpuMs(postmasterPid: number): Promise<number> {
+  let total = 0
+  for (const entry of await readdir('/proc')) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid)) continue
+    const stat = await procStat(pid)
+    if (stat && (pid === postmasterPid || stat.ppid === postmasterPid)) total += stat.cpuMs
+  }
+  return total
+}
+
+/**
+ * The postmaster of a backend running on this machine, or null (a remote or container
+ * server, whose pid may name some other local process: both must be `postgres`).
+ */
+export async function postmasterOf(backendPid: number): Promise<number | null> {
+  const comm = (pid: number) =>
+    readFile(`/proc/${pid}/comm`, 'utf8').then(
+      (c) => c.trim(),
+      () => null,
+    )
+  const stat = await procStat(backendPid)
+  if (!stat || (await comm(backendPid)) !== 'postgres') return null
+  return (await comm(stat.ppid)) === 'postgres' ? stat.ppid : null
+}
+
+/** The machine's busy and total CPU time so far, in ms summed over cores (/proc/stat). */
+export async function machineCpuMs(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0] ?? ''
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest is in user)
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number)
+  const total = ticks.reduce((a, b) => a + b, 0)
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0)
+  return { busy: (total - idle) * 10, total: total * 10 }
 }
 
 /** Runs a command to completion; resolves with its wall time in ms. Killed after `timeoutMs`. */

@@ -5,9 +5,12 @@ import { type LoadResult, load } from '../lib/load.js'
 import {
   type BenchProcess,
   cpuMs,
+  machineCpuMs,
+  postmasterOf,
   probe,
   rssMiB,
   runCommand,
+  serverCpuMs,
   timeToFirst200,
 } from '../lib/procs.js'
 import type { PhaseResult, Row } from '../lib/report.js'
@@ -15,7 +18,7 @@ import { findRosterSql } from '../lib/roster.js'
 import { fmt, median, round, sleep } from '../lib/stats.js'
 
 const DATABASE = 'bench_app'
-const ROSTER_TEAM = 100
+export const ROSTER_TEAM = 100
 /** The readiness plugin's default background `SELECT 1` period (HEALTH_CHECK_INTERVAL_MS). */
 const HEALTH_CHECK_MS = 2000
 
@@ -45,19 +48,71 @@ interface Sample {
   /** Server CPU per answered probe (µs): what the throughput ratio would be on an idle box. */
   readyCpuUs: number
   roster: LoadResult | null
-  rosterCpuUs: number | null
+  /** The roster load's CPU, every party of it. */
+  rosterCpu: CpuAccount | null
   queries?: QueryCheck
 }
 
-/** Load plus the server's CPU time per 2xx answer over it. */
+/**
+ * Where a load's CPU went, per 2xx answer (µs): the server process, the PostgreSQL
+ * server (null when it is not on this machine), this process (autocannon), and the
+ * machine's idle share of the window. On a saturated machine the throughput ratio is
+ * the inverse ratio of the three added up, not of the server's alone.
+ */
+interface CpuAccount {
+  serverUs: number
+  postgresUs: number | null
+  clientUs: number
+  idle: number
+}
+
+/** Load plus the CPU accounts of its window. */
 async function measuredLoad(
   pid: number,
+  postmaster: number | null,
   opts: Parameters<typeof load>[0],
-): Promise<{ result: LoadResult; cpuUs: number }> {
-  const before = await cpuMs(pid)
+): Promise<{ result: LoadResult; cpuUs: number; cpu: CpuAccount }> {
+  const take = async () => ({
+    server: await cpuMs(pid),
+    postgres: postmaster === null ? null : await serverCpuMs(postmaster),
+    client: process.cpuUsage(),
+    machine: await machineCpuMs(),
+  })
+  const before = await take()
   const result = await load(opts)
-  const after = await cpuMs(pid)
-  return { result, cpuUs: ((after - before) * 1000) / Math.max(1, result.requests) }
+  const after = await take()
+  const per = (ms: number) => (ms * 1000) / Math.max(1, result.requests)
+  const client = process.cpuUsage(before.client)
+  const total = after.machine.total - before.machine.total
+  const cpu: CpuAccount = {
+    serverUs: per(after.server - before.server),
+    postgresUs:
+      after.postgres === null || before.postgres === null
+        ? null
+        : per(after.postgres - before.postgres),
+    clientUs: (client.user + client.system) / Math.max(1, result.requests),
+    idle: total > 0 ? 1 - (after.machine.busy - before.machine.busy) / total : Number.NaN,
+  }
+  return { result, cpuUs: cpu.serverUs, cpu }
+}
+
+/**
+ * A new database `name` with the built-in chain applied and rosters seeded, and the
+ * roster SQL the service runs (read from src/, for the bare handler).
+ */
+export async function rosterDatabase(ctx: Context, name: string, phase: string) {
+  const url = await ctx.admin.createDatabase(name)
+  ctx.log(`${phase}: applying the built-in chain to ${name} and seeding rosters`)
+  await runCommand(process.execPath, [
+    join(ctx.root, 'bench', 'lib', 'time-migrator.mjs'),
+    ctx.build.dir,
+    url,
+    join(ctx.build.dir, 'migrations'),
+  ])
+  await seedRosters(url)
+  const roster = await findRosterSql(ctx.root)
+  ctx.log(`${phase}: ${roster.note}`)
+  return { url, roster }
 }
 
 /**
@@ -67,19 +122,11 @@ async function measuredLoad(
  */
 export async function sideBySide(ctx: Context): Promise<PhaseResult> {
   const { args, admin } = ctx
-  const url = await admin.createDatabase(DATABASE)
-  ctx.log(`side-by-side: applying the built-in chain to ${DATABASE} and seeding rosters`)
-  await runCommand(process.execPath, [
-    join(ctx.root, 'bench', 'lib', 'time-migrator.mjs'),
-    ctx.build.dir,
-    url,
-    join(ctx.build.dir, 'migrations'),
-  ])
-  await seedRosters(url)
-  const roster = await findRosterSql(ctx.root)
-  ctx.log(`side-by-side: ${roster.note}`)
+  const { url, roster } = await rosterDatabase(ctx, DATABASE, 'side-by-side')
   const notes: string[] = [roster.note]
   let rosterStatus: number | null = null
+  // The PostgreSQL server's own processes, when it runs here (embedded or a local install).
+  const postmaster = await postmasterOf(await admin.backendPid())
   const samples: Sample[] = []
   const warmSeconds = args.quick ? 1 : 2
 
@@ -107,7 +154,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
         since = await admin.now()
         startedAt = performance.now()
       }
-      const { result: ready, cpuUs: readyCpuUs } = await measuredLoad(proc.pid, {
+      const { result: ready, cpuUs: readyCpuUs } = await measuredLoad(proc.pid, postmaster, {
         url: `${proc.base}/health/ready`,
         seconds: args.loadSeconds,
         connections: args.connections,
@@ -134,21 +181,21 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       }
 
       let rosterResult: LoadResult | null = null
-      let rosterCpuUs: number | null = null
+      let rosterCpu: CpuAccount | null = null
       const headers: Record<string, string> =
         kind === 'service' ? { authorization: `Bearer ${ctx.adminToken}` } : {}
       const rosterUrl = `${proc.base}/teams/${ROSTER_TEAM}/roster`
       if (kind === 'service') rosterStatus = await rosterProbe(rosterUrl, headers)
       if (rosterStatus === 200) {
         await load({ url: rosterUrl, seconds: 1, connections: args.connections, headers })
-        const measured = await measuredLoad(proc.pid, {
+        const measured = await measuredLoad(proc.pid, postmaster, {
           url: rosterUrl,
           seconds: args.loadSeconds,
           connections: args.connections,
           headers,
         })
         rosterResult = measured.result
-        rosterCpuUs = measured.cpuUs
+        rosterCpu = measured.cpu
       }
       return {
         run,
@@ -159,7 +206,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
         ready,
         readyCpuUs,
         roster: rosterResult,
-        rosterCpuUs,
+        rosterCpu,
         queries,
       }
     } finally {
@@ -176,7 +223,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
         `  run ${run + 1}/${args.runs} ${kind.padEnd(7)} boot ${fmt(s.bootMs, 0)} ms (cpu ${fmt(s.bootCpuMs, 0)}), ` +
           `rss ${fmt(s.rssMiB, 1)} MiB, ready ${fmt(s.ready.rps, 0)} rps p99 ${fmt(s.ready.p99Ms, 2)} ms ${fmt(s.readyCpuUs, 1)} µs cpu/req` +
           (s.roster
-            ? `, roster ${fmt(s.roster.rps, 0)} rps p99 ${fmt(s.roster.p99Ms, 2)} ms ${fmt(s.rosterCpuUs ?? Number.NaN, 1)} µs cpu/req`
+            ? `, roster ${fmt(s.roster.rps, 0)} rps p99 ${fmt(s.roster.p99Ms, 2)} ms ${cpuLine(s.rosterCpu)}`
             : '') +
           (s.queries
             ? `, db xacts ${s.queries.transactions} (background ≈${s.queries.expectedBackground})`
@@ -269,8 +316,20 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       bare: of('bare', (s) => s.roster?.p99Ms),
     }
     const rosterCpu = {
-      service: of('service', (s) => s.rosterCpuUs ?? undefined),
-      bare: of('bare', (s) => s.rosterCpuUs ?? undefined),
+      service: of('service', (s) => s.rosterCpu?.serverUs),
+      bare: of('bare', (s) => s.rosterCpu?.serverUs),
+    }
+    const pgCpu = {
+      service: of('service', (s) => s.rosterCpu?.postgresUs ?? undefined),
+      bare: of('bare', (s) => s.rosterCpu?.postgresUs ?? undefined),
+    }
+    const clientCpu = {
+      service: of('service', (s) => s.rosterCpu?.clientUs),
+      bare: of('bare', (s) => s.rosterCpu?.clientUs),
+    }
+    const idle = {
+      service: of('service', (s) => s.rosterCpu?.idle),
+      bare: of('bare', (s) => s.rosterCpu?.idle),
     }
     const svc = of('service', (s) => s.roster?.rps)
     const bare = of('bare', (s) => s.roster?.rps)
@@ -281,7 +340,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       ratio: svc / bare,
       target: '≥ 0.90×',
       met: svc / bare >= 0.9,
-      note: `p99 ${fmt(rosterP99.service, 2)} ms vs ${fmt(rosterP99.bare, 2)} ms; PostgreSQL's share of the work is the same on both sides`,
+      note: `p99 ${fmt(rosterP99.service, 2)} ms vs ${fmt(rosterP99.bare, 2)} ms`,
     })
     rows.push({
       figure: 'Roster server CPU per request (µs)',
@@ -291,6 +350,26 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       target: 'info',
       met: null,
       note: 'node process only (PostgreSQL excluded): the service-side overhead per roster request',
+    })
+    if (postmaster !== null) {
+      rows.push({
+        figure: 'Roster PostgreSQL CPU per request (µs)',
+        service: fmt(pgCpu.service, 1),
+        baseline: fmt(pgCpu.bare, 1),
+        ratio: pgCpu.service / pgCpu.bare,
+        target: 'info',
+        met: null,
+        note: 'every process of the PostgreSQL server over the load: the same SQL should cost the same',
+      })
+    }
+    rows.push({
+      figure: 'Roster CPU of autocannon per request (µs)',
+      service: fmt(clientCpu.service, 1),
+      baseline: fmt(clientCpu.bare, 1),
+      ratio: clientCpu.service / clientCpu.bare,
+      target: 'info',
+      met: null,
+      note: `the bench process; machine idle over the load: ${fmt(idle.service * 100, 1)}% vs ${fmt(idle.bare * 100, 1)}% (near 0: the cores are the bottleneck, and the req/s ratio follows the sum of the three CPU rows)`,
     })
   } else {
     const why =
@@ -331,6 +410,12 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       })),
     },
   }
+}
+
+function cpuLine(cpu: CpuAccount | null): string {
+  if (!cpu) return ''
+  const pg = cpu.postgresUs === null ? '' : ` + pg ${fmt(cpu.postgresUs, 1)}`
+  return `cpu/req ${fmt(cpu.serverUs, 1)}${pg} + client ${fmt(cpu.clientUs, 1)} µs, idle ${fmt(cpu.idle * 100, 1)}%`
 }
 
 /** The roster route's status for the admin; 404 means the route is not there yet. */
