@@ -32,11 +32,16 @@ export async function instructions(ctx: Context): Promise<PhaseResult> {
   const version = await runCommand('valgrind', ['--version']).catch(() => null)
   if (!version) {
     const note = 'valgrind is not installed (apt-get install valgrind): phase skipped'
-    return {
-      rows: [skipped('Instructions per request (callgrind)', note)],
-      notes: [note],
-      data: {},
+    const row: Row = {
+      figure: 'Instructions per request (callgrind)',
+      service: 'skipped',
+      baseline: '–',
+      ratio: null,
+      target: 'info',
+      met: null,
+      note,
     }
+    return { rows: [row], notes: [note], data: {} }
   }
   const { url, roster } = await rosterDatabase(ctx, DATABASE, 'instructions')
   const dir = join(ctx.tmp, 'callgrind')
@@ -145,8 +150,4 @@ async function lastDumpTotal(dir: string, kind: Kind, pid: number): Promise<numb
   const total = /^totals:\s+(\d+)/m.exec(text)?.[1]
   if (total === undefined) throw new Error(`no totals in callgrind's dump for ${kind}`)
   return Number(total)
-}
-
-function skipped(figure: string, note: string): Row {
-  return { figure, service: 'skipped', baseline: '–', ratio: null, target: 'info', met: null, note }
 }

@@ -234,16 +234,14 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
 
   const of = (kind: Kind, pick: (s: Sample) => number | undefined) =>
     median(samples.filter((s) => s.kind === kind).map((s) => pick(s) ?? Number.NaN))
-  const boot = { service: of('service', (s) => s.bootMs), bare: of('bare', (s) => s.bootMs) }
-  const bootCpu = {
-    service: of('service', (s) => s.bootCpuMs),
-    bare: of('bare', (s) => s.bootCpuMs),
-  }
-  const readyCpu = {
-    service: of('service', (s) => s.readyCpuUs),
-    bare: of('bare', (s) => s.readyCpuUs),
-  }
-  const rss = { service: of('service', (s) => s.rssMiB), bare: of('bare', (s) => s.rssMiB) }
+  const both = (pick: (s: Sample) => number | undefined) => ({
+    service: of('service', pick),
+    bare: of('bare', pick),
+  })
+  const boot = both((s) => s.bootMs)
+  const bootCpu = both((s) => s.bootCpuMs)
+  const readyCpu = both((s) => s.readyCpuUs)
+  const rss = both((s) => s.rssMiB)
   const ready = {
     service: of('service', (s) => s.ready.rps),
     bare: of('bare', (s) => s.ready.rps),
@@ -311,28 +309,12 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
   ]
   const rosterSamples = samples.filter((s) => s.roster)
   if (rosterStatus === 200 && rosterSamples.length > 0) {
-    const rosterP99 = {
-      service: of('service', (s) => s.roster?.p99Ms),
-      bare: of('bare', (s) => s.roster?.p99Ms),
-    }
-    const rosterCpu = {
-      service: of('service', (s) => s.rosterCpu?.serverUs),
-      bare: of('bare', (s) => s.rosterCpu?.serverUs),
-    }
-    const pgCpu = {
-      service: of('service', (s) => s.rosterCpu?.postgresUs ?? undefined),
-      bare: of('bare', (s) => s.rosterCpu?.postgresUs ?? undefined),
-    }
-    const clientCpu = {
-      service: of('service', (s) => s.rosterCpu?.clientUs),
-      bare: of('bare', (s) => s.rosterCpu?.clientUs),
-    }
-    const idle = {
-      service: of('service', (s) => s.rosterCpu?.idle),
-      bare: of('bare', (s) => s.rosterCpu?.idle),
-    }
-    const svc = of('service', (s) => s.roster?.rps)
-    const bare = of('bare', (s) => s.roster?.rps)
+    const rosterP99 = both((s) => s.roster?.p99Ms)
+    const rosterCpu = both((s) => s.rosterCpu?.serverUs)
+    const pgCpu = both((s) => s.rosterCpu?.postgresUs ?? undefined)
+    const clientCpu = both((s) => s.rosterCpu?.clientUs)
+    const idle = both((s) => s.rosterCpu?.idle)
+    const { service: svc, bare } = both((s) => s.roster?.rps)
     rows.push({
       figure: 'GET /teams/:id/roster (req/s)',
       service: fmt(svc, 0),
