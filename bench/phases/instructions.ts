@@ -22,8 +22,8 @@ interface Target {
 }
 
 /**
- * Instructions each process executes per request, counted by valgrind's callgrind: the
- * same count whatever else the machine is doing, unlike the CPU times of the other
+ * Instructions each process executes per request, counted by valgrind's callgrind: other
+ * work on the machine does not inflate them, as it does the CPU times of the other
  * phases. Each process runs under callgrind with counting off; after a warm-up, every
  * window is counted alone (zeroed, on, a fixed number of requests, off, dumped), and the
  * lowest window counts: noise (a collection, a background timer) only adds.
@@ -131,7 +131,7 @@ export async function instructions(ctx: Context): Promise<PhaseResult> {
       ratio: service / bare,
       target: 'info',
       met: null,
-      note: `lowest of ${rounds} windows of ${fmt(target.amount, 0)} requests after ${fmt(target.warm, 0)} to warm up; the whole process (background timers included), counted by valgrind, so the same on a busy or an idle machine`,
+      note: `lowest of ${rounds} windows of ${fmt(target.amount, 0)} requests after ${fmt(target.warm, 0)} to warm up; the whole process (background timers included), counted by valgrind: not slowed by other work on the machine, unlike CPU time`,
     }
   })
   await ctx.admin.dropDatabase(DATABASE)

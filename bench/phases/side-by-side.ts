@@ -71,7 +71,7 @@ async function measuredLoad(
   pid: number,
   postmaster: number | null,
   opts: Parameters<typeof load>[0],
-): Promise<{ result: LoadResult; cpuUs: number; cpu: CpuAccount }> {
+): Promise<{ result: LoadResult; cpu: CpuAccount }> {
   const take = async () => ({
     server: await cpuMs(pid),
     postgres: postmaster === null ? null : await serverCpuMs(postmaster),
@@ -86,14 +86,11 @@ async function measuredLoad(
   const total = after.machine.total - before.machine.total
   const cpu: CpuAccount = {
     serverUs: per(after.server - before.server),
-    postgresUs:
-      after.postgres === null || before.postgres === null
-        ? null
-        : per(after.postgres - before.postgres),
+    postgresUs: postmaster === null ? null : per((after.postgres ?? 0) - (before.postgres ?? 0)),
     clientUs: (client.user + client.system) / Math.max(1, result.requests),
     idle: total > 0 ? 1 - (after.machine.busy - before.machine.busy) / total : Number.NaN,
   }
-  return { result, cpuUs: cpu.serverUs, cpu }
+  return { result, cpu }
 }
 
 /**
@@ -154,7 +151,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
         since = await admin.now()
         startedAt = performance.now()
       }
-      const { result: ready, cpuUs: readyCpuUs } = await measuredLoad(proc.pid, postmaster, {
+      const { result: ready, cpu: readyCpu } = await measuredLoad(proc.pid, postmaster, {
         url: `${proc.base}/health/ready`,
         seconds: args.loadSeconds,
         connections: args.connections,
@@ -204,7 +201,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
         bootCpuMs,
         rssMiB: rss,
         ready,
-        readyCpuUs,
+        readyCpuUs: readyCpu.serverUs,
         roster: rosterResult,
         rosterCpu,
         queries,
