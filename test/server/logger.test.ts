@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createLogger } from '../../src/logger.js'
+import { createLogger, loggedUrl } from '../../src/logger.js'
 import { ADMIN_TOKEN, AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
 
 // The logger as src/server.ts builds it, writing into an array instead of stdout.
@@ -20,7 +20,18 @@ describe('request logging', () => {
     const calls = [
       { url: '/teams', headers: AUTH, status: 200 },
       { url: '/teams', headers: wrong, status: 401 },
-      { url: `/teams?token=none`, headers: { authorization: `Basic ${ADMIN_TOKEN}` }, status: 401 },
+      {
+        url: `/teams?token=${ADMIN_TOKEN}`,
+        logged: '/teams?[redacted]',
+        headers: { authorization: `Basic ${ADMIN_TOKEN}` },
+        status: 401,
+      },
+      {
+        url: '/players?search=Jordan&teamId=1&limit=5&cursor=WzEsIkpvcmRhbiIsIk1pY2hhZWwiLDIzXQ',
+        logged: '/players?search=[redacted]&teamId=1&limit=5&cursor=[redacted]',
+        headers: AUTH,
+        status: 200,
+      },
       { url: '/teams/abc', headers: AUTH, status: 400 },
       { url: '/teams/999999/roster', headers: AUTH, status: 404 },
       { url: `/no/such/route/${'x'.repeat(200)}`, headers: AUTH, status: 404 },
@@ -32,7 +43,7 @@ describe('request logging', () => {
         status: 400,
       },
     ]
-    for (const { status, ...call } of calls) {
+    for (const { status, logged: _, ...call } of calls) {
       const res = await t.app.inject(call)
       expect(res.statusCode, `${call.url}`).toBe(status)
     }
@@ -50,7 +61,7 @@ describe('request logging', () => {
       expect(line).toMatchObject({
         level: 30,
         msg: 'request completed',
-        req: { method: calls[i]?.method ?? 'GET', url: calls[i]?.url },
+        req: { method: calls[i]?.method ?? 'GET', url: calls[i]?.logged ?? calls[i]?.url },
         reqId: expect.any(String),
         responseTime: expect.any(Number),
       })
@@ -60,15 +71,32 @@ describe('request logging', () => {
       )
     }
     // A 4xx from the error handler says why in that line.
-    expect(perRequest[3]?.rejected).toEqual({
+    expect(perRequest[4]?.rejected).toEqual({
       code: 'FST_ERR_VALIDATION',
       message: 'params/id must be integer',
     })
-    expect(perRequest[4]?.rejected).toMatchObject({ message: 'team 999999 not found' })
+    expect(perRequest[5]?.rejected).toMatchObject({ message: 'team 999999 not found' })
     const text = lines.join('')
     expect(text).not.toContain(ADMIN_TOKEN)
     expect(text.toLowerCase()).not.toContain('authorization')
     expect(text).not.toContain('Bearer')
+    // Neither a searched name nor the one a cursor holds (base64url of [1,"Jordan",…]).
+    expect(text).not.toContain('Jordan')
+    expect(text).not.toContain('WzEsIkpvcmRhbi')
+  })
+})
+
+describe('loggedUrl', () => {
+  it.each([
+    ['/teams/3/roster', '/teams/3/roster'],
+    ['/players?teamId=12&limit=100', '/players?teamId=12&limit=100'],
+    ['/players?search=Ann%20Lee', '/players?search=[redacted]'],
+    ['/players?teamId=Ann&limit=', '/players?teamId=[redacted]&limit=[redacted]'],
+    ['/players?cursor=abc&search', '/players?cursor=[redacted]&search'],
+    ['/players?Ann+Lee&te%61mId=1', '/players?[redacted]&[redacted]'],
+    ['/players?&limit=5&', '/players?&limit=5&'],
+  ])('%s is logged as %s', (url, logged) => {
+    expect(loggedUrl(url)).toBe(logged)
   })
 })
 
