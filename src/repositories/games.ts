@@ -15,6 +15,13 @@ const WRITABLE: Record<keyof UpdateGameBody, string> = {
   opponentScore: 'opponent_score',
 }
 
+/**
+ * A start time is kept to the millisecond, as it is answered: PostgreSQL would keep the
+ * microseconds of `…T18:00:00.123456Z`, a JavaScript Date (and so the answer) drops
+ * them, and the client would read back another time than the one stored.
+ */
+const startsAt = (param: string) => `date_trunc('milliseconds', ${param}::timestamptz)`
+
 type GameRow = Omit<Game, 'startsAt'> & { startsAt: Date }
 
 const toGame = (row: GameRow): Game => ({ ...row, startsAt: row.startsAt.toISOString() })
@@ -48,7 +55,7 @@ export function createGamesRepository(db: Queryable) {
         const { rows } = await db.query<GameRow>(
           `INSERT INTO games AS g
              (team_id, opponent, starts_at, location, is_home, team_score, opponent_score)
-           VALUES ($1, $2, $3, $4, COALESCE($5::boolean, true), $6, $7)
+           VALUES ($1, $2, ${startsAt('$3')}, $4, COALESCE($5::boolean, true), $6, $7)
            RETURNING ${COLUMNS}`,
           [
             teamId,
@@ -71,7 +78,7 @@ export function createGamesRepository(db: Queryable) {
 
     /** Null when there is no such game. */
     async update(id: number, changes: UpdateGameBody): Promise<Game | null> {
-      const set = assignments(WRITABLE, changes, 2)
+      const set = assignments(WRITABLE, changes, 2, { startsAt })
       if (set.values.length === 0) return get(id)
       const { rows } = await db.query<GameRow>(
         `UPDATE games AS g SET ${set.sql} WHERE g.id = $1 RETURNING ${COLUMNS}`,

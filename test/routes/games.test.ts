@@ -114,6 +114,27 @@ describe('games on the migrated incident database', () => {
       expect(await schedule(3)).toContainEqual(res.json())
     })
 
+    it('keeps a start time to the millisecond, as it answers it, on create and on reschedule', async () => {
+      const stored = async (id: number) => {
+        const { rows } = await t.app.pg.query<{ text: string }>(
+          `SELECT to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS text
+             FROM games WHERE id = $1`,
+          [id],
+        )
+        return rows[0]?.text
+      }
+      const res = await post(3, {
+        opponent: 'Precise',
+        startsAt: '2026-01-10T19:30:00.123456+01:00',
+      })
+      expect(res.statusCode, res.body).toBe(201)
+      expect(res.json().startsAt).toBe('2026-01-10T18:30:00.123Z')
+      expect(await stored(res.json().id)).toBe('2026-01-10T18:30:00.123000')
+      const moved = await patch(res.json().id, { startsAt: '2026-01-11T08:00:00.98765Z' })
+      expect(moved.json().startsAt).toBe('2026-01-11T08:00:00.987Z')
+      expect(await stored(res.json().id)).toBe('2026-01-11T08:00:00.987000')
+    })
+
     it('takes every optional field', async () => {
       const payload = {
         opponent: 'Southside Suns',
