@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import fastifyPostgres from '@fastify/postgres'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, {
@@ -9,10 +10,12 @@ import Fastify, {
 } from 'fastify'
 import type { ClientBase } from 'pg'
 import type { Config } from './config.js'
+import { HttpError } from './lib/http-error.js'
 import { ConnectionStalledError, StallGuard } from './lib/stall-guard.js'
 import { LazyCompilers } from './lib/validators.js'
 import auth from './plugins/auth.js'
 import errors, { rejectionOf } from './plugins/errors.js'
+import methodNotAllowed from './plugins/method-not-allowed.js'
 import metrics from './plugins/metrics.js'
 import migrations from './plugins/migrations.js'
 import pathIds from './plugins/path-ids.js'
@@ -45,6 +48,7 @@ export interface AppOptions {
   inspectEveryMs?: number
 }
 
+const MAX_PARAM_LENGTH = 200
 const ABOVE_INFO = new Set(['warn', 'error', 'fatal', 'silent'])
 
 /**
@@ -89,7 +93,7 @@ export async function buildApp(opts: AppOptions) {
     logController: new OneLinePerRequest(),
     // Readiness answers `shutting-down` itself while in-flight requests drain.
     return503OnClosing: false,
-    routerOptions: { maxParamLength: 200 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     schemaController: { compilersFactory: { buildSerializer: compilers.serializerFactory() } },
     // Router errors (bad URL encoding, over-long params) would otherwise bypass the error
     // handler, answering e.g. 414 with `error: "Bad Request"`.
@@ -104,9 +108,13 @@ export async function buildApp(opts: AppOptions) {
   const parseJson = app.getDefaultJsonParser('error', 'error')
   // JSON is the only body any route takes: text/plain (parsed by default) is a 415 too.
   app.removeContentTypeParser(['application/json', 'text/plain'])
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '') done(null, undefined)
-    else parseJson(request, body as string, done)
+  // JSON is UTF-8 (RFC 8259): a body that is not is a 400, not text with U+FFFD in place
+  // of the bytes, stored as if the client had sent that.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer
+    if (bytes.length === 0) done(null, undefined)
+    else if (!isUtf8(bytes)) done(new HttpError(400, 'body is not valid UTF-8', 'INVALID_UTF8'))
+    else parseJson(request, bytes.toString('utf8'), done)
   })
   app.decorate('routeSchemas', compilers)
   app.addHook('onListen', (done) => {
@@ -177,6 +185,8 @@ export async function buildApp(opts: AppOptions) {
   await app.register(metrics)
   // Before the routes: it adds its check to each route with an id in its path.
   await app.register(pathIds)
+  // Before the routes too: it mirrors them to tell a wrong method (405) from a wrong path.
+  await app.register(methodNotAllowed, { maxParamLength: MAX_PARAM_LENGTH })
   await app.register(healthRoutes)
   await app.register(migrationsRoutes)
   await app.register(teamsRoutes)

@@ -125,6 +125,32 @@ describe('/teams on the migrated incident database', () => {
       expectError(await post(huge, 'application/json'), 413)
     })
 
+    it('answers 400 for a body that is not UTF-8 and stores nothing; UTF-8 names go through whole', async () => {
+      const post = (payload: Buffer) =>
+        t.app.inject({
+          method: 'POST',
+          url: '/teams',
+          headers: { ...AUTH, 'content-type': 'application/json' },
+          payload,
+        })
+      const json = (name: string) => `{"name":"${name}","ageGroup":"U8","season":"2026"}`
+      const before = await rowCounts(t.app)
+      // Latin-1 "Zoë", a lone continuation byte, an overlong "/", a UTF-16 surrogate in UTF-8.
+      for (const bytes of [[0x5a, 0x6f, 0xeb], [0x80], [0xc0, 0xaf], [0xed, 0xa0, 0x80]]) {
+        const [head, tail] = json('@').split('@') as [string, string]
+        const body = expectError(
+          await post(Buffer.concat([Buffer.from(head), Buffer.from(bytes), Buffer.from(tail)])),
+          400,
+          'body is not valid UTF-8',
+        )
+        expect(body.code).toBe('INVALID_UTF8')
+      }
+      expect(await rowCounts(t.app)).toEqual(before)
+      const res = await post(Buffer.from(json('Zoë 🏀 Ünal')))
+      expect(res.statusCode, res.body).toBe(201)
+      expect(res.json().name).toBe('Zoë 🏀 Ünal')
+    })
+
     it.each(NO_AUTH)('refuses %s with 401 before looking at the body', async (_what, headers) => {
       const res = await t.app.inject({ method: 'POST', url: '/teams', headers, payload: {} })
       expectError(res, 401)
