@@ -162,12 +162,35 @@ export async function cpuMs(pid: number): Promise<number> {
   return stat.cpuMs
 }
 
-/** utime + stime (ms) and the parent pid, from /proc/<pid>/stat; null once the process is gone. */
-async function procStat(pid: number): Promise<{ cpuMs: number; ppid: number } | null> {
+/**
+ * Of a process's CPU so far, the kernel's part (stime, ms), and the context switches of
+ * its main thread (the event loop: /proc/<pid>/status, voluntary and not), which count
+ * its wake-ups. Instruction counts (callgrind) see neither.
+ */
+export async function kernelShare(pid: number): Promise<{ sysMs: number; switches: number }> {
+  const stat = await procStat(pid)
+  if (stat === null) throw new Error(`no process ${pid}`)
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const count = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0)
+  return {
+    sysMs: stat.sysMs,
+    switches: count('voluntary_ctxt_switches') + count('nonvoluntary_ctxt_switches'),
+  }
+}
+
+/** utime + stime (ms), stime alone, and the parent pid, from /proc/<pid>/stat; null once gone. */
+async function procStat(
+  pid: number,
+): Promise<{ cpuMs: number; sysMs: number; ppid: number } | null> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null)
   if (stat === null) return null
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return { cpuMs: (Number(fields[11]) + Number(fields[12])) * 10, ppid: Number(fields[1]) }
+  return {
+    cpuMs: (Number(fields[11]) + Number(fields[12])) * 10,
+    sysMs: Number(fields[12]) * 10,
+    ppid: Number(fields[1]),
+  }
 }
 
 /**

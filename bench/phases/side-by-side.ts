@@ -5,6 +5,7 @@ import { type LoadResult, load } from '../lib/load.js'
 import {
   type BenchProcess,
   cpuMs,
+  kernelShare,
   machineCpuMs,
   postmasterOf,
   probe,
@@ -61,6 +62,10 @@ interface Sample {
  */
 interface CpuAccount {
   serverUs: number
+  /** Of `serverUs`, the kernel's (system time). */
+  serverSysUs: number
+  /** Context switches of the server's main thread per answer (its wake-ups). */
+  serverSwitches: number
   postgresUs: number | null
   clientUs: number
   idle: number
@@ -74,6 +79,7 @@ async function measuredLoad(
 ): Promise<{ result: LoadResult; cpu: CpuAccount }> {
   const take = async () => ({
     server: await cpuMs(pid),
+    kernel: await kernelShare(pid),
     postgres: postmaster === null ? null : await serverCpuMs(postmaster),
     client: process.cpuUsage(),
     machine: await machineCpuMs(),
@@ -86,6 +92,8 @@ async function measuredLoad(
   const total = after.machine.total - before.machine.total
   const cpu: CpuAccount = {
     serverUs: per(after.server - before.server),
+    serverSysUs: per(after.kernel.sysMs - before.kernel.sysMs),
+    serverSwitches: (after.kernel.switches - before.kernel.switches) / Math.max(1, result.requests),
     postgresUs: postmaster === null ? null : per((after.postgres ?? 0) - (before.postgres ?? 0)),
     clientUs: (client.user + client.system) / Math.max(1, result.requests),
     idle: total > 0 ? 1 - (after.machine.busy - before.machine.busy) / total : Number.NaN,
@@ -308,6 +316,8 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
   if (rosterStatus === 200 && rosterSamples.length > 0) {
     const rosterP99 = both((s) => s.roster?.p99Ms)
     const rosterCpu = both((s) => s.rosterCpu?.serverUs)
+    const rosterSys = both((s) => s.rosterCpu?.serverSysUs)
+    const rosterSwitches = both((s) => s.rosterCpu?.serverSwitches)
     const pgCpu = both((s) => s.rosterCpu?.postgresUs ?? undefined)
     const clientCpu = both((s) => s.rosterCpu?.clientUs)
     const idle = both((s) => s.rosterCpu?.idle)
@@ -328,7 +338,10 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
       ratio: rosterCpu.service / rosterCpu.bare,
       target: 'info',
       met: null,
-      note: 'node process only (PostgreSQL excluded): the service-side overhead per roster request',
+      note:
+        'node process only (PostgreSQL excluded): the service-side overhead per roster request; ' +
+        `of it the kernel's ${fmt(rosterSys.service, 1)} vs ${fmt(rosterSys.bare, 1)} µs; ` +
+        `main-thread context switches per request ${fmt(rosterSwitches.service, 2)} vs ${fmt(rosterSwitches.bare, 2)}`,
     })
     if (postmaster !== null) {
       rows.push({
@@ -394,7 +407,7 @@ export async function sideBySide(ctx: Context): Promise<PhaseResult> {
 function cpuLine(cpu: CpuAccount | null): string {
   if (!cpu) return ''
   const pg = cpu.postgresUs === null ? '' : ` + pg ${fmt(cpu.postgresUs, 1)}`
-  return `cpu/req ${fmt(cpu.serverUs, 1)}${pg} + client ${fmt(cpu.clientUs, 1)} µs, idle ${fmt(cpu.idle * 100, 1)}%`
+  return `cpu/req ${fmt(cpu.serverUs, 1)} (sys ${fmt(cpu.serverSysUs, 1)}, ${fmt(cpu.serverSwitches, 2)} switches)${pg} + client ${fmt(cpu.clientUs, 1)} µs, idle ${fmt(cpu.idle * 100, 1)}%`
 }
 
 /** The roster route's status for the admin; 404 means the route is not there yet. */
