@@ -33,9 +33,8 @@ export default fp(
       }
     })
     app.setNotFoundHandler((request, reply) => {
-      const { url, method } = request.raw
-      const q = (url ?? '').indexOf('?')
-      const path = q === -1 ? (url ?? '') : (url ?? '').slice(0, q)
+      const { url, method } = request
+      const path = url.split('?', 1)[0] ?? url
       const allowed = methods.filter((m) => m !== method && router.find(m as never, path) !== null)
       if (allowed.length > 0) {
         reply.header('Allow', allowed.join(', '))
