@@ -76,6 +76,31 @@ class OneLinePerRequest extends LogController {
   }
 }
 
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
+
+/** A Content-Encoding other than `identity` (which names no coding). */
+function isEncoded(header: string | undefined): boolean {
+  if (header === undefined) return false
+  return header.split(',').some((c) => c.trim() !== '' && c.trim().toLowerCase() !== 'identity')
+}
+
+/** Every string and key of a parsed JSON value is well-formed UTF-16 (no lone surrogate). */
+function isWellFormedJson(value: unknown): boolean {
+  // A stack, not recursion: a body within the limit can nest deeper than the call stack.
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    if (typeof v === 'string') {
+      if (!(v as string & { isWellFormed(): boolean }).isWellFormed()) return false
+    } else if (Array.isArray(v)) {
+      stack.push(...v)
+    } else if (v !== null && typeof v === 'object') {
+      for (const [key, item] of Object.entries(v)) stack.push(key, item)
+    }
+  }
+  return true
+}
+
 /** Builds the app; never listens (src/server.ts does). */
 export async function buildApp(opts: AppOptions) {
   const { config } = opts
@@ -109,12 +134,40 @@ export async function buildApp(opts: AppOptions) {
   // JSON is the only body any route takes: text/plain (parsed by default) is a 415 too.
   app.removeContentTypeParser(['application/json', 'text/plain'])
   // JSON is UTF-8 (RFC 8259): a body that is not is a 400, not text with U+FFFD in place
-  // of the bytes, stored as if the client had sent that.
+  // of the bytes, stored as if the client had sent that. The same for a lone surrogate
+  // escape (`"\ud800"`): valid JSON syntax, but no Unicode text, and PostgreSQL would
+  // store U+FFFD for it. A compressed body is not decoded: a Content-Encoding is a 415
+  // (RFC 9110, 15.5.16), where it was ignored (a gzip body read as bad UTF-8, a plain
+  // body labelled `br` stored as if uncompressed).
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const bytes = body as Buffer
-    if (bytes.length === 0) done(null, undefined)
-    else if (!isUtf8(bytes)) done(new HttpError(400, 'body is not valid UTF-8', 'INVALID_UTF8'))
-    else parseJson(request, bytes.toString('utf8'), done)
+    if (bytes.length === 0) return done(null, undefined)
+    if (isEncoded(request.headers['content-encoding'])) {
+      return done(
+        new HttpError(
+          415,
+          'a Content-Encoding is not supported: send the body uncompressed',
+          'UNSUPPORTED_CONTENT_ENCODING',
+          { 'Accept-Encoding': 'identity' },
+        ),
+      )
+    }
+    if (!isUtf8(bytes)) return done(new HttpError(400, 'body is not valid UTF-8', 'INVALID_UTF8'))
+    const text = bytes.toString('utf8')
+    parseJson(request, text, (err, value) => {
+      // Only a body with a surrogate escape in it is walked (the walk decides: the escape
+      // may be a paired one, or text such as `"\\ud800"`).
+      if (err || !SURROGATE_ESCAPE.test(text) || isWellFormedJson(value)) done(err, value)
+      else {
+        done(
+          new HttpError(
+            400,
+            'body holds a lone surrogate (an unpaired \\uD800-\\uDFFF escape), which is no Unicode text',
+            'INVALID_UNICODE',
+          ),
+        )
+      }
+    })
   })
   app.decorate('routeSchemas', compilers)
   app.addHook('onListen', (done) => {

@@ -4,6 +4,8 @@ export class HttpError extends Error {
     readonly statusCode: number,
     message: string,
     readonly code?: string,
+    /** Response headers that go with the answer (a 415's `Accept-Encoding`). */
+    readonly headers?: Readonly<Record<string, string>>,
   ) {
     super(message)
     this.name = 'HttpError'

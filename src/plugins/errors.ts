@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import type { FastifyError, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { HttpError } from '../lib/http-error.js'
 import { isConnectionError, isSqlState } from '../migrate/errors.js'
 
 // node:http through require(), not an ES import: importing a built-in as an ES module
@@ -53,6 +54,7 @@ export default fp(
       let statusCode = error.statusCode ?? 500
       let message = error.message
       let code = typeof error.code === 'string' ? error.code : undefined
+      if (error instanceof HttpError && error.headers) reply.headers(error.headers)
       if (isConnectionError(error)) {
         statusCode = 503
         message = 'the database is unavailable; try again'

@@ -25,8 +25,10 @@ const gameFields = {
   opponent: Name(200),
   startsAt: Type.String({
     format: 'date-time',
-    pattern: '^[12][0-9]{3}-',
-    description: 'RFC 3339 with a time zone, e.g. 2025-09-02T18:00:00Z',
+    // A year from 1000 and no leap second (`23:59:60`, which RFC 3339 allows and
+    // PostgreSQL would store as the next day's 00:00:00).
+    pattern: '^[12][0-9]{3}-.{12}(?!60)',
+    description: 'RFC 3339 with a time zone, e.g. 2025-09-02T18:00:00Z; no leap second',
   }),
   location: Nullable(Text(200)),
   isHome: Type.Boolean({ description: 'Default true' }),

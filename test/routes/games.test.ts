@@ -161,6 +161,9 @@ describe('games on the migrated incident database', () => {
       ['a date only', { opponent: 'X', startsAt: '2026-01-10' }],
       ['an impossible time', { opponent: 'X', startsAt: '2026-02-30T19:30:00Z' }],
       ['year 0', { opponent: 'X', startsAt: '0000-01-01T00:00:00Z' }],
+      // RFC 3339 allows it; PostgreSQL would store the next day (2026-01-01T00:00:00Z).
+      ['a leap second', { opponent: 'X', startsAt: '2025-12-31T23:59:60Z' }],
+      ['a leap second at +01:00', { opponent: 'X', startsAt: '2026-01-01T00:59:60.5+01:00' }],
       ['a start time as a number', { opponent: 'X', startsAt: 1767000000000 }],
       ['a score over 999', { opponent: 'X', startsAt: '2026-01-10T19:30:00Z', teamScore: 1000 }],
       ['a negative score', { opponent: 'X', startsAt: '2026-01-10T19:30:00Z', opponentScore: -1 }],

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
 import { BAD_IDS, expectError, IMPOSSIBLE_IDS, rowCounts } from './domain-helpers.js'
@@ -149,6 +150,59 @@ describe('/teams on the migrated incident database', () => {
       const res = await post(Buffer.from(json('Zoë 🏀 Ünal')))
       expect(res.statusCode, res.body).toBe(201)
       expect(res.json().name).toBe('Zoë 🏀 Ünal')
+    })
+
+    it('answers 400 for a lone surrogate escape and stores nothing; a pair, or the text \\ud800, goes through', async () => {
+      const post = (payload: string) =>
+        t.app.inject({
+          method: 'POST',
+          url: '/teams',
+          headers: { ...AUTH, 'content-type': 'application/json' },
+          payload,
+        })
+      const before = await rowCounts(t.app)
+      for (const body of [
+        '{"name":"a\\ud800b","ageGroup":"U8","season":"2026"}',
+        '{"name":"Ann","ageGroup":"U8\\uDC00","season":"2026"}',
+        '{"name":"x\\udbff","ageGroup":"U8","season":"2026"}',
+        '{"name":"Ann","ageGroup":"U8","season":"2026","\\ud800":1}',
+      ]) {
+        const res = expectError(await post(body), 400, /lone surrogate/)
+        expect(res.code, body).toBe('INVALID_UNICODE')
+      }
+      expect(await rowCounts(t.app)).toEqual(before)
+      const pair = await post('{"name":"Hoops \\ud83c\\udfc0","ageGroup":"U8","season":"2026"}')
+      expect(pair.statusCode, pair.body).toBe(201)
+      expect(pair.json().name).toBe('Hoops 🏀')
+      // An escaped backslash then "ud800": six characters of text, no surrogate.
+      const text = await post('{"name":"Code \\\\ud800","ageGroup":"U8","season":"2026"}')
+      expect(text.statusCode, text.body).toBe(201)
+      expect(text.json().name).toBe('Code \\ud800')
+    })
+
+    it('answers 415 for a compressed or Content-Encoding-labelled body and stores nothing', async () => {
+      const json = '{"name":"Zipped","ageGroup":"U8","season":"2026"}'
+      const post = (payload: Buffer | string, encoding: string) =>
+        t.app.inject({
+          method: 'POST',
+          url: '/teams',
+          headers: { ...AUTH, 'content-type': 'application/json', 'content-encoding': encoding },
+          payload,
+        })
+      const before = await rowCounts(t.app)
+      for (const [payload, encoding] of [
+        [gzipSync(json), 'gzip'],
+        [json, 'br'],
+        [json, 'identity, gzip'],
+      ] as const) {
+        const res = await post(payload, encoding)
+        const body = expectError(res, 415, /Content-Encoding/)
+        expect(body.code).toBe('UNSUPPORTED_CONTENT_ENCODING')
+        expect(res.headers['accept-encoding']).toBe('identity')
+      }
+      expect(await rowCounts(t.app)).toEqual(before)
+      const identity = await post(json, 'Identity')
+      expect(identity.statusCode, identity.body).toBe(201)
     })
 
     it.each(NO_AUTH)('refuses %s with 401 before looking at the body', async (_what, headers) => {
