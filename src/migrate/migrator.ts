@@ -709,9 +709,11 @@ export class Migrator {
       // place, and the chain would build a second, empty copy of the tables (and of the
       // ledger) that every unqualified query then reads. So when the current schema is the
       // role's own and this service's ledger (it has a `checksum` column), else the legacy
-      // stamp beside the club's `players`, is found further along the search_path, that
-      // schema goes first. Nothing else moves: a `schema_migrations` or `alembic_version` of
-      // another application elsewhere on the path is none of this chain's business.
+      // stamp beside the club's `players`, else the club's `players` and `teams` side by
+      // side (the stamp dropped by hand, no ledger yet), is found further along the
+      // search_path, that schema goes first. Nothing else moves: a `schema_migrations` or
+      // `alembic_version` of another application elsewhere on the path is none of this
+      // chain's business.
       const setup = (await client.query(
         `SET statement_timeout = ${Math.trunc(this.opts.statementTimeoutMs)};
          SELECT set_config('search_path', quote_ident(n.nspname) || ', ' || current_setting('search_path'), false)
@@ -721,7 +723,11 @@ export class Migrator {
                     WHERE l.oid = to_regclass('${LEDGER_TABLE}')
                       AND EXISTS (SELECT 1 FROM pg_attribute a
                                    WHERE a.attrelid = l.oid AND a.attname = 'checksum' AND NOT a.attisdropped)),
-                  ${LEGACY_STAMP_OID})
+                  ${LEGACY_STAMP_OID},
+                  (SELECT p.oid FROM pg_class p
+                    WHERE p.oid = to_regclass('players')
+                      AND p.relnamespace = (SELECT t.relnamespace FROM pg_class t
+                                             WHERE t.oid = to_regclass('teams'))))
             AND current_schema() = current_user
             AND n.nspname IS DISTINCT FROM current_schema();
          SELECT pg_backend_pid() AS pid`,

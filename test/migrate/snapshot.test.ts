@@ -118,6 +118,32 @@ it('a schema named after the role does not get a second, empty copy of the chain
   expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
 })
 
+// The same with the stale stamp dropped by hand and no ledger yet: the club's tables
+// (players and teams side by side in public) tell where the chain belongs.
+it('a schema named after the role, and no stamp or ledger: the chain finds the club in public', async () => {
+  const incident = await database('incident')
+  const players = `SELECT count(*)::int AS n FROM public.players`
+  const before = await withClient(incident.url, async (c) => (await c.query(players)).rows[0].n)
+  expect(before).toBeGreaterThan(0)
+  await withClient(incident.url, (c) =>
+    c.query('CREATE SCHEMA AUTHORIZATION CURRENT_USER; DROP TABLE public.alembic_version'),
+  )
+  const migrator = new Migrator({ connectionString: incident.url })
+  expect(await migrator.up()).toHaveLength(23)
+  const found = await withClient(incident.url, async (c) => ({
+    inRoleSchema: (
+      await c.query<{ name: string }>(
+        'SELECT relname AS name FROM pg_class WHERE relnamespace = current_user::regnamespace',
+      )
+    ).rows.map((r) => r.name),
+    // Read as the service reads it: unqualified, on the default search_path.
+    players: (await c.query('SELECT count(*)::int AS n FROM players')).rows[0].n,
+    ledger: (await c.query('SELECT count(*)::int AS n FROM public.schema_migrations')).rows[0].n,
+  }))
+  expect(found).toEqual({ inRoleSchema: [], players: before, ledger: 23 })
+  expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
+})
+
 // ...and only then: another application's tables further along the search_path are left
 // alone, whatever they are called.
 it.each([
