@@ -257,7 +257,11 @@ async function up(
       out.line(`${applied.length} migrations were applied before the failure and stay applied`)
     throw err
   }
-  const rows = new Map((await migrator.ledger()).map((r) => [r.name, r]))
+  const [ledger, migrations] = await Promise.all([migrator.ledger(), migrator.migrations()])
+  const rows = new Map(ledger.map((r) => [r.name, r]))
+  // Pending now, not before the run: while it waited for the lock, another run may have
+  // applied what `before` listed.
+  const stillPending = migrations.filter((m) => !rows.has(m.name)).length
   const result = names.map((name) => {
     const row = rows.get(name)
     return {
@@ -275,9 +279,9 @@ async function up(
     names.length > 0
       ? `applied ${names.length} migrations: ${ran} ran, ${present} already present` +
           (baseline > 0 ? `, ${baseline} baseline (in place, as the legacy stamp says)` : '')
-      : before.length === 0 || to === undefined
+      : stillPending === 0 || to === undefined
         ? 'nothing to apply: every migration of this build is applied'
-        : `nothing to apply: ${to} is applied (${before.length} later migrations are pending)`,
+        : `nothing to apply: ${to} is applied (${stillPending} later migrations are pending)`,
   )
 }
 
