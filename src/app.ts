@@ -93,7 +93,8 @@ function isWellFormedJson(value: unknown): boolean {
     if (typeof v === 'string') {
       if (!(v as string & { isWellFormed(): boolean }).isWellFormed()) return false
     } else if (Array.isArray(v)) {
-      stack.push(...v)
+      // One by one: spreading a long array into push() can exceed the arguments limit.
+      for (const item of v) stack.push(item)
     } else if (v !== null && typeof v === 'object') {
       for (const [key, item] of Object.entries(v)) stack.push(key, item)
     }

@@ -33,10 +33,13 @@ export default fp(
     // A callback hook, not an async one: no promise per request on the hot path.
     app.decorate(
       'requireAdmin',
-      (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+      (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
         if (isAdmin(request)) return done()
-        reply.header('WWW-Authenticate', 'Bearer')
-        done(new HttpError(401, 'a valid admin bearer token is required', 'UNAUTHORIZED'))
+        done(
+          new HttpError(401, 'a valid admin bearer token is required', 'UNAUTHORIZED', {
+            'WWW-Authenticate': 'Bearer',
+          }),
+        )
       },
     )
   },

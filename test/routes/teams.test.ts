@@ -43,8 +43,10 @@ describe('/teams on the migrated incident database', () => {
       expect(items[5]).toMatchObject({ id: 6, isActive: false })
     })
 
-    it.each(NO_AUTH)('refuses %s with 401', async (_what, headers) => {
-      expectError(await t.app.inject({ url: '/teams', headers }), 401)
+    it.each(NO_AUTH)('refuses %s with 401 and a Bearer challenge', async (_what, headers) => {
+      const res = await t.app.inject({ url: '/teams', headers })
+      expectError(res, 401)
+      expect(res.headers['www-authenticate']).toBe('Bearer')
     })
   })
 
