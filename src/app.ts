@@ -81,7 +81,7 @@ const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
 /** A Content-Encoding other than `identity` (which names no coding). */
 function isEncoded(header: string | undefined): boolean {
   if (header === undefined) return false
-  return header.split(',').some((c) => c.trim() !== '' && c.trim().toLowerCase() !== 'identity')
+  return header.split(',').some((coding) => !['', 'identity'].includes(coding.trim().toLowerCase()))
 }
 
 /** Every string and key of a parsed JSON value is well-formed UTF-16 (no lone surrogate). */

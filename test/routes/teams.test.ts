@@ -109,14 +109,13 @@ describe('/teams on the migrated incident database', () => {
       expect(await rowCounts(t.app)).toEqual(before)
     })
 
+    /** POST /teams with the token, a body as bytes or text, and these headers. */
+    const postRaw = (payload: Buffer | string, headers: Record<string, string>) =>
+      t.app.inject({ method: 'POST', url: '/teams', headers: { ...AUTH, ...headers }, payload })
+    const JSON_TYPE = { 'content-type': 'application/json' }
+
     it('answers 400 for broken JSON, 415 for another content type, 413 over the body limit', async () => {
-      const post = (payload: string, type: string) =>
-        t.app.inject({
-          method: 'POST',
-          url: '/teams',
-          headers: { ...AUTH, 'content-type': type },
-          payload,
-        })
+      const post = (payload: string, type: string) => postRaw(payload, { 'content-type': type })
       expectError(await post('{"name": "X",', 'application/json'), 400)
       // A JSON content type with nothing after it is no body: the schema's 400. The
       // parser is still Fastify's: a __proto__ key is refused as it parses.
@@ -129,13 +128,7 @@ describe('/teams on the migrated incident database', () => {
     })
 
     it('answers 400 for a body that is not UTF-8 and stores nothing; UTF-8 names go through whole', async () => {
-      const post = (payload: Buffer) =>
-        t.app.inject({
-          method: 'POST',
-          url: '/teams',
-          headers: { ...AUTH, 'content-type': 'application/json' },
-          payload,
-        })
+      const post = (payload: Buffer) => postRaw(payload, JSON_TYPE)
       const json = (name: string) => `{"name":"${name}","ageGroup":"U8","season":"2026"}`
       const before = await rowCounts(t.app)
       // Latin-1 "Zoë", a lone continuation byte, an overlong "/", a UTF-16 surrogate in UTF-8.
@@ -155,13 +148,7 @@ describe('/teams on the migrated incident database', () => {
     })
 
     it('answers 400 for a lone surrogate escape and stores nothing; a pair, or the text \\ud800, goes through', async () => {
-      const post = (payload: string) =>
-        t.app.inject({
-          method: 'POST',
-          url: '/teams',
-          headers: { ...AUTH, 'content-type': 'application/json' },
-          payload,
-        })
+      const post = (payload: string) => postRaw(payload, JSON_TYPE)
       const before = await rowCounts(t.app)
       for (const body of [
         '{"name":"a\\ud800b","ageGroup":"U8","season":"2026"}',
@@ -185,12 +172,7 @@ describe('/teams on the migrated incident database', () => {
     it('answers 415 for a compressed or Content-Encoding-labelled body and stores nothing', async () => {
       const json = '{"name":"Zipped","ageGroup":"U8","season":"2026"}'
       const post = (payload: Buffer | string, encoding: string) =>
-        t.app.inject({
-          method: 'POST',
-          url: '/teams',
-          headers: { ...AUTH, 'content-type': 'application/json', 'content-encoding': encoding },
-          payload,
-        })
+        postRaw(payload, { ...JSON_TYPE, 'content-encoding': encoding })
       const before = await rowCounts(t.app)
       for (const [payload, encoding] of [
         [gzipSync(json), 'gzip'],
