@@ -336,7 +336,13 @@ export class Migrator {
       // files of one migration name: no run starts, whatever the ledger says.
       if (!work || isConnectionError(err) || err instanceof MigrationLoadError) {
         await work?.end().catch(() => {})
-        this.run = { ...this.run, state: 'failed', lastError: toRunError(err, null) }
+        this.run = {
+          ...this.run,
+          state: 'failed',
+          current: null,
+          blockedBy: [],
+          lastError: toRunError(err, null),
+        }
         throw err
       }
       return { pending: null, work }
@@ -453,11 +459,13 @@ export class Migrator {
       (watch) => opened.push(watch),
       () => {},
     )
+    // Before the connection opens: a run that fails to connect names no migration of an
+    // earlier run as its own.
+    this.run = { ...this.run, state: 'idle', current: null, lockHolder: null, blockedBy: [] }
     try {
       const work = options.work ?? (await this.connect('migration'))
       if (!options.work) opened.push(work)
       this.active = { pid: this.backendPids.get(work) ?? 0, done }
-      this.run = { ...this.run, state: 'idle', current: null, lockHolder: null, blockedBy: [] }
       let waitingLogged = false
       const locked = await acquireMigrationLock(work, {
         signal: this.abort.signal,
@@ -514,6 +522,8 @@ export class Migrator {
               state: 'failed',
               lastError: toRunError(cause, this.run.current),
               lockHolder: null,
+              // Who blocked it is in the log; nothing runs now, so nothing is blocked.
+              blockedBy: [],
             }
       throw cause
     } finally {
@@ -749,6 +759,28 @@ export class Migrator {
       throw err
     }
     return client
+  }
+
+  /**
+   * Whether a new session opens and answers: tells an outage from a run whose own
+   * session was ended (`pg_terminate_backend`, a pooler's idle reaper) on a database
+   * that is up. At most `timeoutMs`: a host that stopped answering is not waited on for
+   * the whole connection timeout.
+   */
+  async reachable(timeoutMs = 2000): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs)
+    })
+    const answered = this.withClient('ping', (c) => c.query('SELECT 1')).then(
+      () => true,
+      () => false,
+    )
+    try {
+      return await Promise.race([answered, timedOut])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   private async withClient<T>(role: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {

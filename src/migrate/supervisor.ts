@@ -139,15 +139,28 @@ export class MigrationSupervisor {
       } catch (err) {
         if (err instanceof StopRequestedError || this.stopped) return
         failures++
-        const unreachable = isConnectionError(err)
+        // The migration the run was applying when it failed, if any (the run clears it
+        // when it starts, so a failure to connect names none).
+        const migration = this.migrator.view().current
+        // A connection error in the middle of a migration is an outage only when the
+        // database does not answer a new session either: its session alone was ended
+        // (`pg_terminate_backend`, a pooler's reaper) is a failed attempt at that
+        // migration, retried as soon as an outage would be.
+        const lost = isConnectionError(err)
+        const unreachable = lost && (migration === null || !(await this.migrator.reachable()))
+        if (this.stopped) return
         this.phase = unreachable ? 'database-unavailable' : 'migration-failed'
-        this.error = toRunError(err, unreachable ? null : this.migrator.view().current)
-        const base = unreachable ? this.opts.retryMs : this.opts.failedRetryMs
+        this.error = toRunError(err, migration)
+        const base = lost ? this.opts.retryMs : this.opts.failedRetryMs
         const delay = Math.min(base * 2 ** (failures - 1), this.opts.maxRetryMs)
         this.retryAt = new Date(Date.now() + delay)
         this.opts.logger.error(
           { err: this.error, attempt: this.attempt, retryInMs: delay },
-          unreachable ? 'database unavailable; will retry' : 'migration failed; will retry',
+          unreachable
+            ? 'database unavailable; will retry'
+            : lost
+              ? "the migration's session was lost; will retry"
+              : 'migration failed; will retry',
         )
         await this.pause(delay)
         this.retryAt = null

@@ -1,7 +1,8 @@
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { acquireMigrationLock, releaseMigrationLock } from '../../src/migrate/lock.js'
-import { Migrator } from '../../src/migrate/migrator.js'
+import { Migrator, type MigratorLogger } from '../../src/migrate/migrator.js'
+import { MigrationSupervisor } from '../../src/migrate/supervisor.js'
 import { writeChain } from '../helpers/chains.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { withClient } from '../helpers/postgres.js'
@@ -101,6 +102,73 @@ describe('the migration lock', () => {
       const ledger = await c.query("SELECT name FROM schema_migrations WHERE name = '002_insert'")
       expect(ledger.rows).toHaveLength(1)
     })
+  })
+
+  it('a run whose own session is ended while the database is up: that migration failed, not an outage; retried soon', async () => {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    const dir = await writeChain({
+      '001_table': "await context.query('CREATE TABLE t (id int PRIMARY KEY)')",
+      '002_insert': "await context.query('INSERT INTO t VALUES (2)')",
+    })
+    const options = { connectionString: db.url, migrationsDir: dir, lockTimeoutMs: 60_000 }
+    await new Migrator(options).up({ to: '001_table' })
+    const table = new pg.Client(db.url)
+    clients.push(table)
+    await table.connect()
+    await table.query('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE')
+    const lines: Array<{ msg: string | undefined; obj: object }> = []
+    const record = (obj: object, msg?: string) => lines.push({ msg, obj })
+    const logger: MigratorLogger = { info: record, warn: record, error: record, debug: () => {} }
+    const migrator = new Migrator({ ...options, applicationName: 'killed', logger })
+    const supervisor = new MigrationSupervisor(migrator, {
+      migrateOnBoot: true,
+      logger,
+      retryMs: 1500,
+      failedRetryMs: 60_000,
+    })
+    const settled = supervisor.start()
+    try {
+      // 002 waits on the table, and the run names the blocker.
+      await expect
+        .poll(() => migrator.view().blockedBy.length, { timeout: 10_000 })
+        .toBeGreaterThan(0)
+      expect(migrator.view()).toMatchObject({ state: 'running', current: '002_insert' })
+
+      await withClient(db.url, (c) =>
+        c.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'killed:migration'",
+        ),
+      )
+      await expect.poll(() => supervisor.status().lastError, { timeout: 5000 }).not.toBeNull()
+      // The failed attempt names its migration and PostgreSQL's code; the database answers,
+      // so readiness says the migration failed, not that the database is unavailable, and
+      // nothing is shown blocking a run that no longer runs.
+      expect(supervisor.blocker()).toBe('migration-failed')
+      expect(supervisor.status().lastError).toMatchObject({
+        migration: '002_insert',
+        code: '57P01',
+      })
+      expect(migrator.view()).toMatchObject({ state: 'failed', blockedBy: [] })
+      // Retried after the short (outage) delay, not the failed-migration one (60 s).
+      const retryInMs = Date.parse(supervisor.status().nextAttemptAt ?? '') - Date.now()
+      expect(retryInMs).toBeLessThanOrEqual(1500)
+      expect(lines.map((l) => l.msg)).toContain("the migration's session was lost; will retry")
+
+      // The retry waits on the table again, and applies 002 once it is free.
+      await expect
+        .poll(() => migrator.view().blockedBy.length, { timeout: 10_000 })
+        .toBeGreaterThan(0)
+      await table.query('ROLLBACK')
+      await settled
+      expect(supervisor.complete).toBe(true)
+      expect(supervisor.status().lastError).toBeNull()
+      await withClient(db.url, async (c) => {
+        expect((await c.query('SELECT id FROM t')).rows).toEqual([{ id: 2 }])
+      })
+    } finally {
+      await supervisor.stop()
+    }
   })
 
   it('an up-to-date boot neither takes nor waits for the lock', async () => {
