@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { freePort, withClient } from '../helpers/postgres.js'
@@ -124,6 +125,47 @@ describe('migrate CLI on a real database', () => {
     expect(JSON.parse(unknownJson.stdout).error).toMatchObject({ code: 'USAGE' })
     expect((await cli(['status', '--to', '019_player_teams'], env)).code).toBe(2)
     expect(await ledgerNames(db.url)).toHaveLength(19)
+  })
+
+  it('up --to, after waiting for the lock while the rest was applied, counts what is pending after the run', async () => {
+    const db = await database('empty')
+    const env = { DATABASE_URL: db.url }
+    expect((await cli(['up'], env)).code).toBe(0)
+    // Another replica holds the lock, and its run (played here) has not yet recorded 004-023.
+    const holder = new pg.Client(db.url)
+    await holder.connect()
+    try {
+      await holder.query('SELECT pg_advisory_lock(1650553707, 1835624306)')
+      await holder.query(
+        `CREATE TEMP TABLE later AS SELECT * FROM schema_migrations WHERE name > '003_team_head_coach';
+         DELETE FROM schema_migrations WHERE name > '003_team_head_coach'`,
+      )
+      const child = spawn(
+        process.execPath,
+        [join(inject('buildDir'), 'cli', 'migrate.js'), 'up', '--to', '003_team_head_coach'],
+        { env: { PATH: process.env.PATH ?? '', ...env } },
+      )
+      let stdout = ''
+      let stderr = ''
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d
+      })
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d
+      })
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+      await expect
+        .poll(() => stderr, { timeout: 20_000 })
+        .toContain('waiting for the migration lock')
+      // The holder's run commits the rest and lets go.
+      await holder.query('INSERT INTO schema_migrations SELECT * FROM later')
+      await holder.query('SELECT pg_advisory_unlock_all()')
+      expect(await exited, stderr).toBe(0)
+      expect(stdout).toContain('nothing to apply: every migration of this build is applied')
+      expect(stdout).not.toContain('later migrations are pending')
+    } finally {
+      await holder.end()
+    }
   })
 
   it('up on the incident database reports 020 as already present', async () => {
