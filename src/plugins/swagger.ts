@@ -13,7 +13,13 @@ export default fp(
         openapi: '3.1.0',
         info: {
           title: 'basketball-api',
-          description: 'A youth basketball club’s teams, rosters, players and games.',
+          // A 405 belongs to no operation (it answers a method a path does not have), so the
+          // document says it here, once.
+          description:
+            'A youth basketball club’s teams, rosters, players and games. ' +
+            'A method a path does not take is a 405 `METHOD_NOT_ALLOWED` with `Allow` ' +
+            'listing the methods it does take. Errors have Fastify’s shape ' +
+            '`{ statusCode, error, message }`, with a `code` on the service’s own 4xx answers.',
           version: '0.1.0',
         },
         components: {

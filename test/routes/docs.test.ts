@@ -51,6 +51,8 @@ describe('GET /docs/json', () => {
       expect.arrayContaining(['200', '201', '409']),
     )
     expect(Object.keys(doc.paths['/games/{id}'].delete.responses)).toContain('204')
+    // A 405 answers a method a path does not have, so no operation lists it: the document says it once.
+    expect(doc.info.description).toContain('405 `METHOD_NOT_ALLOWED` with `Allow`')
     expect(doc.paths['/health/live']).toBeUndefined()
     expect(doc.paths['/docs/json']).toBeUndefined()
   })
