@@ -4,14 +4,26 @@ import { Errors } from '@sinclair/typebox/errors'
 import { Check, Convert, Default } from '@sinclair/typebox/value'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+/** One or more characters, none of them whitespace. */
+const NO_WHITESPACE = '^\\S+$'
+
+/** The rule a variable broke, in words, where TypeBox's would only quote a pattern. */
+const RULES: Record<string, string> = {
+  LOG_LEVEL: `expected one of ${LOG_LEVELS.join(', ')}`,
+  HOST: 'expected a host name or address, without spaces',
+  // A bearer token cannot hold whitespace (RFC 6750's b64token), so such a value could
+  // never be presented. Seen: a Secret made with `--from-file` keeps the file's last newline.
+  ADMIN_TOKEN:
+    'expected one or more characters and no whitespace (a Secret made from a file keeps its trailing newline)',
+}
 
 /** The environment the service reads, validated once at start (CONTRACT.md, "Environment"). */
 export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   MIGRATION_DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
-  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
-  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
+  HOST: Type.String({ pattern: NO_WHITESPACE, default: '0.0.0.0' }),
+  ADMIN_TOKEN: Type.Optional(Type.String({ pattern: NO_WHITESPACE })),
   MIGRATE_ON_BOOT: Type.Boolean({ default: true }),
   MIGRATIONS_DIR: Type.Optional(Type.String({ minLength: 1 })),
   LOG_LEVEL: Type.Union(
@@ -41,6 +53,11 @@ export interface LoadConfigOptions {
    * then optional even with a DATABASE_URL. The server keeps the default, `true`.
    */
   requireAdminToken?: boolean
+  /**
+   * The variables the caller reads (the migrate CLI reads a few); the others are not
+   * looked at, so a value meant for the server alone cannot stop the tool. All by default.
+   */
+  only?: ReadonlyArray<keyof Config>
 }
 
 /**
@@ -53,9 +70,10 @@ export function loadConfig(
   options: LoadConfigOptions = {},
 ): Config {
   // TypeBox's own value functions, not a second validator: fewer modules to load at boot.
+  const read = new Set<string>(options.only ?? Object.keys(ConfigSchema.properties))
   const given = Object.fromEntries(
     Object.keys(ConfigSchema.properties).flatMap((key) =>
-      env[key] === undefined ? [] : [[key, env[key]]],
+      env[key] === undefined || !read.has(key) ? [] : [[key, env[key]]],
     ),
   )
   // Integers as plain digits: TypeBox's conversion would read `6e5` as 6 and `4200.7` as 4200.
@@ -69,10 +87,7 @@ export function loadConfig(
   if (!Check(ConfigSchema, candidate)) {
     const error = Errors(ConfigSchema, candidate).First()
     const name = error?.path.replace(/^\//, '') ?? 'environment'
-    const rule =
-      name === 'LOG_LEVEL'
-        ? `expected one of ${LOG_LEVELS.join(', ')}`
-        : (error?.message.replace(/^Expected/, 'expected') ?? 'not valid')
+    const rule = RULES[name] ?? error?.message.replace(/^Expected/, 'expected') ?? 'not valid'
     // The rule, never the value: a bad DATABASE_URL may hold a password.
     throw new ConfigError(`invalid configuration: ${name}: ${rule}`)
   }
@@ -80,7 +95,9 @@ export function loadConfig(
   for (const key of ['DATABASE_URL', 'MIGRATION_DATABASE_URL'] as const) {
     const url = config[key]
     if (url !== undefined && !URL.canParse(url)) {
-      throw new ConfigError(`invalid configuration: ${key}: not a valid URL (check the port)`)
+      throw new ConfigError(
+        `invalid configuration: ${key}: not a valid URL (check the port, and that the user name and password are percent-encoded: @ as %40, / as %2F, % as %25, : as %3A)`,
+      )
     }
   }
   if (config.MIGRATIONS_DIR !== undefined && !isDirectory(config.MIGRATIONS_DIR)) {

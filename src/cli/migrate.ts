@@ -50,6 +50,16 @@ exit codes: 0 success, 1 failure (migration failed, database unreachable,
 verify found a problem), 2 usage or configuration error.`
 
 const COMMANDS = ['status', 'plan', 'up', 'down', 'verify'] as const
+
+/** What the CLI reads of the environment (USAGE); a server-only variable cannot stop it. */
+const CLI_VARIABLES = [
+  'DATABASE_URL',
+  'MIGRATION_DATABASE_URL',
+  'MIGRATIONS_DIR',
+  'MIGRATION_LOCK_TIMEOUT_MS',
+  'MIGRATION_STATEMENT_TIMEOUT_MS',
+  'SHUTDOWN_TIMEOUT_MS',
+] as const satisfies ReadonlyArray<keyof Config>
 type Command = (typeof COMMANDS)[number]
 
 /** Exit codes: the contract pipelines rely on. */
@@ -341,10 +351,10 @@ function describeFailure(err: unknown, migrator: Migrator | undefined, command: 
   }
   const code = errorCode(err)
   const text = errorText(err)
-  if (isConnectionError(err))
-    return new CliFailure(`cannot reach the database: ${text}`, EXIT.failure, { code })
   if (code === '28P01' || code === '28000')
     return new CliFailure(`the database refused the credentials: ${text}`, EXIT.failure, { code })
+  if (isConnectionError(err))
+    return new CliFailure(`cannot reach the database: ${text}`, EXIT.failure, { code })
   const migration =
     migrator?.view().lastError?.migration ??
     (err instanceof MigrationLoadError ? err.migration : null)
@@ -412,7 +422,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 
   let config: Config
   try {
-    config = loadConfig(env, { requireAdminToken: false })
+    config = loadConfig(env, { requireAdminToken: false, only: CLI_VARIABLES })
   } catch (err) {
     if (err instanceof ConfigError) return usage(err.message)
     throw err

@@ -45,6 +45,8 @@ const CONNECTION_CODES = new Set([
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
   '3D000', // invalid_catalog_name: the database is not there (yet)
+  '28P01', // invalid_password: the credentials, not a migration (OPERATIONS.md)
+  '28000', // invalid_authorization_specification: no such role, or pg_hba.conf refuses it
 ])
 
 /** The error a migration threw, without umzug's MigrationError wrapper. */

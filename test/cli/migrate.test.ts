@@ -554,6 +554,22 @@ describe('migrate CLI usage', () => {
     })
   })
 
+  it('reads only its own variables: a server-only value it does not read cannot stop it', async () => {
+    const db = await database('empty')
+    const run = await cli(['plan', '--json'], {
+      DATABASE_URL: db.url,
+      ADMIN_TOKEN: '',
+      PORT: 'abc',
+      LOG_LEVEL: 'verbose',
+      HOST: ' ',
+    })
+    expect(run.code, run.stdout).toBe(0)
+    expect(JSON.parse(run.stdout).pending).toHaveLength(23)
+    const bad = await cli(['plan'], { DATABASE_URL: db.url, SHUTDOWN_TIMEOUT_MS: 'soon' })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('SHUTDOWN_TIMEOUT_MS')
+  })
+
   it('--help prints the usage and exits 0; no ADMIN_TOKEN is needed', async () => {
     const run = await cli(['--help'], env)
     expect(run.code).toBe(0)

@@ -294,7 +294,11 @@ describe('the Dockerfile and the migrate Job against the build', () => {
   it('the Job runs a command the built CLI has', () => {
     const [c] = job.spec.template.spec.containers
     expect(job.spec.template.spec.restartPolicy).toBe('Never')
-    expect(c.image).toBe(container.image)
+    // Applied with -f, so no kustomize rewrite: the image the Deployment gets after it.
+    const [retag] = kustomization.images.filter(
+      (i: Doc) => i.name === String(container.image).split(':')[0],
+    )
+    expect(c.image).toBe(`${retag.newName}:${retag.newTag}`)
     const [node, script, command] = c.command as string[]
     expect(node).toBe('node')
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, expect, inject, it } from 'vitest'
 import { Migrator } from '../../src/migrate/migrator.js'
+import { MigrationSupervisor } from '../../src/migrate/supervisor.js'
 import { TEMPLATES, withClient } from '../helpers/postgres.js'
 
 // In production the service connects as a role that owns its database, not as a
@@ -90,5 +91,28 @@ it('a role allowed one connection: the run needs two, fails with PostgreSQL’s 
       await c.query(`DROP DATABASE IF EXISTS ${limitedDb} WITH (FORCE)`)
       await c.query(`DROP ROLE IF EXISTS ${limited}`)
     })
+  }
+})
+
+it('credentials the server refuses: the supervisor says database-unavailable, not migration-failed', async () => {
+  // A role that does not exist: 28000 where the server trusts loopback, 28P01 where it asks
+  // for a password (PostgreSQL does not say which roles exist).
+  const u = new URL(server)
+  u.username = `nobody_${suffix}`
+  u.password = 'not-the-password'
+  const migrator = new Migrator({ connectionString: u.toString() })
+  const supervisor = new MigrationSupervisor(migrator, {
+    migrateOnBoot: true,
+    logger: { info() {}, warn() {}, error() {}, debug() {} },
+    retryMs: 60_000,
+  })
+  void supervisor.start()
+  try {
+    await expect.poll(() => supervisor.status().lastError, { timeout: 10_000 }).not.toBeNull()
+    expect(supervisor.blocker()).toBe('database-unavailable')
+    expect(['28000', '28P01']).toContain(supervisor.status().lastError?.code)
+    expect(supervisor.status().lastError?.migration).toBeNull()
+  } finally {
+    await supervisor.stop()
   }
 })

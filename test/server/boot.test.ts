@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, inject, it } from 'vitest'
@@ -259,9 +259,15 @@ describe('MIGRATE_ON_BOOT=false with two files of one migration name', () => {
 describe('the embedded default (no DATABASE_URL)', () => {
   it('starts PostgreSQL under DATA_DIR, migrates, serves, and stops it on SIGTERM', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'embedded-'))
+    // The operator's own directory (sticky, group-writable, closed to others): kept as it
+    // is, but for search (x) for others when PostgreSQL runs as another user (as root).
+    await chmod(dataDir, 0o1770)
     const service = await startService({ DATA_DIR: dataDir })
     services.push(service)
     await service.waitFor('/health/ready', (s) => s === 200, 60_000)
+    expect(((await stat(dataDir)).mode & 0o7777).toString(8)).toBe(
+      process.getuid?.() === 0 ? '1771' : '1770',
+    )
     const tokenLine = service.logs.find((l) => typeof l.adminToken === 'string')
     expect(tokenLine).toBeDefined()
     const token = String(tokenLine?.adminToken)
