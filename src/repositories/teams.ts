@@ -69,9 +69,30 @@ export function createTeamsRepository(db: Queryable) {
       }
     },
 
-    /** Removes the team with its roster entries and games (ON DELETE CASCADE). */
+    /**
+     * Removes the team with its roster entries and games (ON DELETE CASCADE); its players'
+     * legacy `team_id` is cleared (ON DELETE SET NULL).
+     *
+     * The players it touches are locked first, in id order, before the team's row and its
+     * cascades: removing a roster entry and deleting a player lock the player before the
+     * roster row, and the cascades' own order is that of their triggers' names
+     * (`RI_ConstraintTrigger_a_<oid>`, compared as text), which a foreign key recreated by
+     * hand, or an oid counter that gained a digit between 001 and 019, turns around: the
+     * roster rows first, then the players, and a team delete deadlocked (40P01) against
+     * a roster removal or a player delete.
+     */
     async remove(id: number): Promise<boolean> {
-      const { rowCount } = await db.query('DELETE FROM teams WHERE id = $1', [id])
+      const { rowCount } = await db.query(
+        `WITH locked AS (
+           SELECT p.id FROM players p
+            WHERE p.team_id = $1
+               OR p.id IN (SELECT pt.player_id FROM player_teams pt WHERE pt.team_id = $1)
+            ORDER BY p.id
+              FOR NO KEY UPDATE OF p
+         )
+         DELETE FROM teams WHERE id = $1 AND (SELECT count(*) FROM locked) >= 0`,
+        [id],
+      )
       return rowCount === 1
     },
   }

@@ -1,4 +1,5 @@
 import { gzipSync } from 'node:zlib'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
 import { BAD_IDS, expectError, IMPOSSIBLE_IDS, rowCounts } from './domain-helpers.js'
@@ -324,5 +325,73 @@ describe('/teams on the migrated incident database', () => {
       expectError(await t.app.inject({ method: 'DELETE', url: '/teams/1' }), 401)
       expect((await t.app.inject({ url: '/teams/1', headers: AUTH })).statusCode).toBe(200)
     })
+  })
+})
+
+describe('DELETE /teams/:id beside a roster removal, whatever order its cascades fire in', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({ template: 'incident' })
+  })
+  afterAll(() => t?.close())
+
+  it('waits for the removal to commit instead of deadlocking with it', async () => {
+    const team = (
+      await t.app.inject({
+        method: 'POST',
+        url: '/teams',
+        headers: AUTH,
+        payload: { name: 'Lockstep', ageGroup: 'U10', season: '2026-27' },
+      })
+    ).json()
+    const put = await t.app.inject({
+      method: 'PUT',
+      url: `/teams/${team.id}/roster/5`,
+      headers: AUTH,
+      payload: { jerseyNumber: 9 },
+    })
+    expect(put.statusCode).toBe(201)
+    const s = new pg.Client(t.db.url)
+    await s.connect()
+    try {
+      // The legacy column names the team, as 023's backfilled players do; and the players
+      // foreign key recreated as it was (a hand fix): its trigger now sorts after
+      // player_teams', so the team's cascades reach the roster rows before the players.
+      await s.query('UPDATE players SET team_id = $1 WHERE id = 5', [team.id])
+      const { rows } = await s.query<{ def: string }>(
+        `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'players_team_id_fkey'`,
+      )
+      await s.query(
+        `ALTER TABLE players DROP CONSTRAINT players_team_id_fkey,
+           ADD CONSTRAINT players_team_id_fkey ${rows[0]?.def}`,
+      )
+      // A roster removal under way (src/repositories/roster.ts): the player first...
+      await s.query("SET statement_timeout = '10s'")
+      await s.query('BEGIN')
+      await s.query('SELECT id FROM players WHERE id = 5 FOR NO KEY UPDATE')
+      const deleting = t.app.inject({ method: 'DELETE', url: `/teams/${team.id}`, headers: AUTH })
+      // ...while the team's delete waits for a lock,
+      await expect
+        .poll(
+          async () =>
+            (
+              await s.query(
+                `SELECT count(*)::int AS n FROM pg_stat_activity
+                  WHERE application_name = 'basketball-api' AND wait_event_type = 'Lock'`,
+              )
+            ).rows[0]?.n,
+          { timeout: 10_000 },
+        )
+        .toBe(1)
+      // ...then its roster row. Had the delete taken the roster rows first, one of the two
+      // would be chosen as a deadlock victim (40P01) here.
+      await s.query('DELETE FROM player_teams WHERE team_id = $1 AND player_id = 5', [team.id])
+      await s.query('UPDATE players SET team_id = NULL WHERE id = 5 AND team_id = $1', [team.id])
+      await s.query('COMMIT')
+      expect((await deleting).statusCode).toBe(204)
+      expectError(await t.app.inject({ url: `/teams/${team.id}`, headers: AUTH }), 404)
+    } finally {
+      await s.end()
+    }
   })
 })
