@@ -33,9 +33,9 @@ export type PlayerPage = Static<typeof PlayerPage>
 
 export const ListPlayersQuery = Type.Object({
   teamId: Type.Optional(Id({ description: 'Only players on this team’s roster' })),
+  // No NUL: PostgreSQL's text cannot hold it, so it is refused here, as in a body.
   search: Type.Optional(
-    Type.String({
-      maxLength: 100,
+    Text(100, {
       description: 'Case-insensitive substring of the first name, last name or full name',
     }),
   ),
