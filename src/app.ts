@@ -21,6 +21,7 @@ import migrations from './plugins/migrations.js'
 import pathIds from './plugins/path-ids.js'
 import readiness from './plugins/readiness.js'
 import swagger from './plugins/swagger.js'
+import docsRoutes from './routes/docs.js'
 import gamesRoutes from './routes/games.js'
 import healthRoutes from './routes/health.js'
 import migrationsRoutes from './routes/migrations.js'
@@ -123,7 +124,9 @@ export async function buildApp(opts: AppOptions) {
     schemaController: { compilersFactory: { buildSerializer: compilers.serializerFactory() } },
     // Router errors (bad URL encoding, over-long params) would otherwise bypass the error
     // handler, answering e.g. 414 with `error: "Bad Request"`.
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, request, reply) => {
+      // No hook runs for it, so the metrics plugin is told (`unmatched`).
+      request.server.metrics?.countRefused(request, reply)
       reply.send(error as never)
     },
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -233,14 +236,16 @@ export async function buildApp(opts: AppOptions) {
     connectionString: opts.databaseUrl,
     checkEveryMs: config.HEALTH_CHECK_INTERVAL_MS,
   })
+  // First: it mirrors every route added after it to tell a wrong method (405) from a
+  // wrong path, `/metrics` among them.
+  await app.register(methodNotAllowed, { maxParamLength: MAX_PARAM_LENGTH })
   // Before every route: the OpenAPI document is collected as routes are added.
   await app.register(swagger)
   // Before the routes too: its onResponse hook only reaches routes registered after it.
   await app.register(metrics)
   // Before the routes: it adds its check to each route with an id in its path.
   await app.register(pathIds)
-  // Before the routes too: it mirrors them to tell a wrong method (405) from a wrong path.
-  await app.register(methodNotAllowed, { maxParamLength: MAX_PARAM_LENGTH })
+  await app.register(docsRoutes)
   await app.register(healthRoutes)
   await app.register(migrationsRoutes)
   await app.register(teamsRoutes)

@@ -1,4 +1,4 @@
-import type { onResponseHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { RunState } from '../migrate/types.js'
@@ -9,6 +9,11 @@ declare module 'fastify' {
     metrics: {
       /** This app's own registry (never prom-client's global one: tests build many apps). */
       registry: Registry
+      /**
+       * Counts a request the router refused (bad URL encoding, an over-long parameter)
+       * under `unmatched` once its answer is out: Fastify runs no hook for it.
+       */
+      countRefused(request: FastifyRequest, reply: FastifyReply): void
     }
   }
 }
@@ -70,7 +75,8 @@ export default fp(
         observe,
       ]
     })
-    // Requests that matched no route (404s), under one label.
+    // Requests that matched no route (404s), under one label; `countRefused` below adds
+    // those the router refused.
     app.addHook('onResponse', (request, reply, done) => {
       if (request.is404) {
         requests.observe(
@@ -160,7 +166,17 @@ export default fp(
       },
     })
 
-    app.decorate('metrics', { registry })
+    app.decorate('metrics', {
+      registry,
+      countRefused(request: FastifyRequest, reply: FastifyReply) {
+        reply.raw.once('finish', () => {
+          requests.observe(
+            { method: request.method, route: 'unmatched', status_code: String(reply.statusCode) },
+            reply.elapsedTime / 1000,
+          )
+        })
+      },
+    })
 
     app.get(
       '/metrics',

@@ -2,7 +2,7 @@ import swagger from '@fastify/swagger'
 import fp from 'fastify-plugin'
 
 /**
- * The OpenAPI 3.1 document, built from the route schemas, at `GET /docs/json`.
+ * The OpenAPI 3.1 document, built from the route schemas (served by src/routes/docs.ts).
  * Register before the routes: @fastify/swagger collects them as they are added.
  * 3.1 because nullable fields are JSON-schema type lists (`["integer", "null"]`).
  */
@@ -40,10 +40,6 @@ export default fp(
         ],
       },
     })
-
-    app.get('/docs/json', { config: { alwaysAvailable: true }, schema: { hide: true } }, async () =>
-      app.swagger(),
-    )
   },
   { name: 'swagger' },
 )

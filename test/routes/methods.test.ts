@@ -16,6 +16,9 @@ describe('a path that exists with another method', () => {
     ['POST', '/teams/not-a-number', 'GET, HEAD, PATCH, DELETE'],
     ['GET', '/teams/7/roster/3', 'PUT, DELETE'],
     ['OPTIONS', '/players?search=x', 'GET, HEAD, POST'],
+    // Routes of the plugins as well as of the route files.
+    ['DELETE', '/metrics', 'GET, HEAD'],
+    ['POST', '/docs/json', 'GET, HEAD'],
   ] as const)('%s %s is a 405 with Allow: %s, and changes nothing', async (method, url, allow) => {
     const before = await rowCounts(t.app)
     const res = await t.app.inject({ method, url, headers: AUTH, payload: {} })

@@ -91,6 +91,20 @@ describe('GET /metrics on a migrated incident database', () => {
     expect(text).not.toContain('route="/health/ready"')
     expect(text).not.toContain('route="/metrics"')
   })
+
+  it('counts the OpenAPI document, and what the router refuses, like any request', async () => {
+    const docs = { method: 'GET', route: '/docs/json', status_code: '200' }
+    const refused = { method: 'GET', route: 'unmatched', status_code: '400' }
+    const before = await scrape()
+    expect((await t.app.inject({ url: '/docs/json' })).statusCode).toBe(200)
+    // A bad percent-encoding: refused by the router, before any route.
+    expect((await t.app.inject({ url: '/teams/%ZZ', headers: AUTH })).statusCode).toBe(400)
+    const after = await scrape()
+    const count = (text: string, labels: Record<string, string>) =>
+      sample(text, 'http_request_duration_seconds_count', labels) ?? 0
+    expect(count(after, docs)).toBe(count(before, docs) + 1)
+    expect(count(after, refused)).toBe(count(before, refused) + 1)
+  })
 })
 
 describe('GET /metrics while the service is not ready', () => {
