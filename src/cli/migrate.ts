@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { type Config, ConfigError, loadConfig } from '../config.js'
+import { endClient } from '../lib/end-client.js'
 import {
   errorCode,
   errorDetail,
@@ -177,7 +178,7 @@ async function readLockHolder(connectionString: string): Promise<LockHolder | nu
   try {
     return await lockHolder(client)
   } finally {
-    await client.end().catch(() => {})
+    await endClient(client)
   }
 }
 

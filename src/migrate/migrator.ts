@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
+import { endClient } from '../lib/end-client.js'
 import { diffSnapshots, schemaSnapshot } from './catalog.js'
 import {
   errorCode,
@@ -242,7 +243,7 @@ export class Migrator {
     // up-to-date boot (most of them) ends here, and a run saves a connection.
     const { pending: likelyPending, work } = await this.pendingWithoutLock()
     if (likelyPending?.length === 0) {
-      await work.end().catch(() => {})
+      await endClient(work)
       return []
     }
     // Start importing what will probably run now: the imports overlap the watch session's
@@ -335,7 +336,7 @@ export class Migrator {
       // Unreachable: report it now rather than wait out a second connection attempt. Two
       // files of one migration name: no run starts, whatever the ledger says.
       if (!work || isConnectionError(err) || err instanceof MigrationLoadError) {
-        await work?.end().catch(() => {})
+        if (work) await endClient(work)
         this.run = {
           ...this.run,
           state: 'failed',
@@ -445,7 +446,7 @@ export class Migrator {
   ): Promise<T> {
     const { ifNothingPending } = options
     if (this.stopping) {
-      await options.work?.end().catch(() => {})
+      if (options.work) await endClient(options.work)
       throw new StopRequestedError('the migrator is stopping')
     }
     let resolveDone: () => void = () => {}
@@ -530,7 +531,7 @@ export class Migrator {
       this.active = undefined
       resolveDone()
       await watching.catch(() => {})
-      await Promise.allSettled(opened.map((c) => c.end()))
+      await Promise.all(opened.map((c) => endClient(c)))
     }
   }
 
@@ -755,7 +756,7 @@ export class Migrator {
         .catch(() => {})
     } catch (err) {
       // The session opened but could not be set up: do not leave it open.
-      await client.end().catch(() => {})
+      await endClient(client)
       throw err
     }
     return client
@@ -788,7 +789,7 @@ export class Migrator {
     try {
       return await fn(client)
     } finally {
-      await client.end().catch(() => {})
+      await endClient(client)
     }
   }
 }

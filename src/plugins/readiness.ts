@@ -1,6 +1,7 @@
 import type { onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import pg from 'pg'
+import { endClient } from '../lib/end-client.js'
 import type { MigrationBlocker } from '../migrate/supervisor.js'
 
 export type NotReadyReason = MigrationBlocker | 'shutting-down'
@@ -46,7 +47,7 @@ export default fp(
     const drop = async () => {
       const broken = client
       client = undefined
-      await broken?.end().catch(() => {})
+      if (broken) await endClient(broken)
     }
     /** `SELECT 1` on the check's connection, opened first when there is none. */
     const ping = async () => {
