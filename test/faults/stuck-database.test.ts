@@ -49,11 +49,15 @@ describe('queries stuck behind a lock', () => {
     expect(queued.value.json()).toMatchObject({
       message: 'the database is unavailable; try again',
     })
+    // A `code` is for the 4xx a client can act on; a 5xx says only what and when to retry.
+    expect(queued.value.json()).not.toHaveProperty('code')
     expect(queued.ms).toBeGreaterThan(4500)
     expect(queued.ms).toBeLessThan(6000)
     for (const { value, ms } of await Promise.all(stuck)) {
       expect(value.statusCode).toBe(503)
       expect(value.json().message).toBe('the database took too long to answer; try again')
+      expect(value.headers['retry-after']).toBe('1')
+      expect(value.json()).not.toHaveProperty('code')
       expect(ms).toBeGreaterThan(5500)
       expect(ms).toBeLessThan(8000)
     }

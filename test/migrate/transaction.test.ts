@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Migrator } from '../../src/migrate/migrator.js'
@@ -146,6 +147,36 @@ describe('a migration transaction', () => {
     await expect(migrator.up()).rejects.toMatchObject({ code: '42601' })
     expect(await migrator.ledger()).toEqual([])
     expect(await tableExists(db.url, 'tx_after')).toBe(false)
+  })
+})
+
+describe('the ledger row', () => {
+  it('commits with the migration: a row that cannot be written takes the migration back with it', async () => {
+    // The migration writes its own name into the ledger, so the engine's insert of the
+    // row fails on the name's key: had the work committed before the row was written,
+    // the table would stay with no row saying so.
+    const dir = await writeChain({
+      '001_ledger_clash': [
+        "await context.query('CREATE TABLE lc_done (id int)')",
+        "await context.query(`INSERT INTO schema_migrations (name, checksum, outcome, duration_ms, changes, applied_by) VALUES ('001_ledger_clash', 'x', 'ran', 0, '[]', 'test')`)",
+      ].join('\n'),
+    })
+    const db = await emptyDatabase()
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    await expect(migrator.up()).rejects.toMatchObject({ code: '23505' })
+    expect(await tableExists(db.url, 'lc_done')).toBe(false)
+    expect(await migrator.ledger()).toEqual([])
+  })
+
+  it('says who applied it (host:pid) and how long it took', async () => {
+    const dir = await writeChain({ '001_slowish': "await context.query('SELECT pg_sleep(0.25)')" })
+    const db = await emptyDatabase()
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir })
+    expect(await migrator.up()).toEqual(['001_slowish'])
+    const [row] = await migrator.ledger()
+    expect(row).toMatchObject({ name: '001_slowish', appliedBy: `${hostname()}:${process.pid}` })
+    expect(row?.durationMs).toBeGreaterThanOrEqual(250)
+    expect(row?.durationMs).toBeLessThan(60_000)
   })
 })
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
+import { ADMIN_TOKEN, AUTH, buildTestApp, type TestApp } from '../helpers/app.js'
 
 describe('probes and /migrations on a migrated incident database', () => {
   let t: TestApp
@@ -26,6 +26,15 @@ describe('probes and /migrations on a migrated incident database', () => {
     const body = res.json()
     expect(body.status).toBe('pass')
     expect(body.checks['database:connection'][0].status).toBe('pass')
+  })
+
+  it.each([
+    ['a lower-case scheme (schemes are case-insensitive, RFC 9110 11.1)', `bearer ${ADMIN_TOKEN}`],
+    ['an upper-case scheme', `BEARER ${ADMIN_TOKEN}`],
+    ['spaces around the token', `Bearer   ${ADMIN_TOKEN}  `],
+  ])('/migrations takes %s', async (_what, authorization) => {
+    const res = await t.app.inject({ url: '/migrations', headers: { authorization } })
+    expect(res.statusCode).toBe(200)
   })
 
   it('/migrations shows every migration with its outcome and changes', async () => {
@@ -56,6 +65,8 @@ describe('probes and /migrations on a migrated incident database', () => {
     ['a wrong token', { authorization: 'Bearer nope' }],
     ['a token with a suffix', { authorization: `${AUTH.authorization}x` }],
     ['basic auth', { authorization: 'Basic dGVzdDp0ZXN0' }],
+    ['the token and more after a space', { authorization: `${AUTH.authorization} extra` }],
+    ['the token twice', { authorization: `${AUTH.authorization}, ${AUTH.authorization}` }],
   ])('/migrations refuses %s with 401 and learns nothing', async (_what, headers) => {
     const res = await t.app.inject({ url: '/migrations', headers })
     expect(res.statusCode).toBe(401)

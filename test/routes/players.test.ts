@@ -182,6 +182,9 @@ describe('/players on the migrated incident database', () => {
       'cursor=%25%25%25',
       `cursor=${Buffer.from('[1,"a","b",-1]').toString('base64url')}`,
       `cursor=${Buffer.from('{"id":1}').toString('base64url')}`,
+      // Another version, and one element too many, of the shape that is taken (below).
+      `cursor=${Buffer.from('[2,"Hughes","Ben",1]').toString('base64url')}`,
+      `cursor=${Buffer.from('[1,"Hughes","Ben",1,5]').toString('base64url')}`,
       `cursor=${'A'.repeat(3000)}`,
       `search=${'x'.repeat(101)}`,
       'search=%00',
@@ -191,6 +194,12 @@ describe('/players on the migrated incident database', () => {
       expectError(res, 400)
       // Refused by the route's schema, not by PostgreSQL.
       expect(res.json().code).not.toBe('DATABASE_REJECTED')
+    })
+
+    it('takes a cursor of the shape it writes, one it did not write itself included', async () => {
+      const cursor = Buffer.from('[1,"Hughes","Ben",1]').toString('base64url')
+      const res = await t.app.inject({ url: `/players?cursor=${cursor}`, headers: AUTH })
+      expect(res.statusCode, res.body).toBe(200)
     })
 
     it('refuses a request without the token with 401', async () => {

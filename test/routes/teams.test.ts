@@ -395,3 +395,30 @@ describe('DELETE /teams/:id beside a roster removal, whatever order its cascades
     }
   })
 })
+
+describe('a database error no mapping knows', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({ template: 'incident' })
+  })
+  afterAll(() => t?.close())
+
+  it('is a 500 that says nothing of the SQL, the table or the column', async () => {
+    const s = new pg.Client(t.db.url)
+    await s.connect()
+    try {
+      // A hand change the service's SQL does not expect: 42703 undefined_column.
+      await s.query('ALTER TABLE teams RENAME COLUMN age_group TO age_band')
+    } finally {
+      await s.end()
+    }
+    const res = await t.app.inject({ url: '/teams', headers: AUTH })
+    expect(res.statusCode).toBe(500)
+    expect(res.json()).toEqual({
+      statusCode: 500,
+      error: 'Internal Server Error',
+      message: 'Internal Server Error',
+    })
+    expect(res.body).not.toMatch(/age_group|teams|column|SELECT/i)
+  })
+})

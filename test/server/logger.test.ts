@@ -95,6 +95,8 @@ describe('loggedUrl', () => {
     ['/players?cursor=abc&search', '/players?cursor=[redacted]&search'],
     ['/players?Ann+Lee&te%61mId=1', '/players?[redacted]&[redacted]'],
     ['/players?&limit=5&', '/players?&limit=5&'],
+    // A number followed or preceded by text is text: a name could follow the digits.
+    ['/players?limit=5Ann&teamId=Ann5', '/players?limit=[redacted]&teamId=[redacted]'],
   ])('%s is logged as %s', (url, logged) => {
     expect(loggedUrl(url)).toBe(logged)
   })
