@@ -13,6 +13,7 @@ import type { Config } from './config.js'
 import { HttpError } from './lib/http-error.js'
 import { ConnectionStalledError, StallGuard } from './lib/stall-guard.js'
 import { LazyCompilers } from './lib/validators.js'
+import { CLUB_SCHEMA_FIRST } from './migrate/ledger.js'
 import auth from './plugins/auth.js'
 import errors, { rejectionOf } from './plugins/errors.js'
 import methodNotAllowed from './plugins/method-not-allowed.js'
@@ -204,7 +205,11 @@ export async function buildApp(opts: AppOptions) {
     // (@types/pg says the hook returns void; pg-pool 3.14 awaits what it returns.)
     onConnect: ((client: ClientBase) =>
       stallGuard.arm(client, () =>
-        client.query(`SET statement_timeout = ${config.DATABASE_QUERY_TIMEOUT_MS}`),
+        // The club's schema first, as for the migrations (src/migrate/ledger.ts): a copy
+        // of `players` in a schema named after the role must not be what requests read.
+        client.query(
+          `SET statement_timeout = ${config.DATABASE_QUERY_TIMEOUT_MS}; ${CLUB_SCHEMA_FIRST}`,
+        ),
       )) as (client: ClientBase) => void,
     // A peer that vanished without a FIN is found by TCP keepalive, not after ~15 min of
     // retransmissions.

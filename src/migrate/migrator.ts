@@ -14,11 +14,10 @@ import {
   toRunError,
 } from './errors.js'
 import {
+  CLUB_SCHEMA_FIRST,
   deleteLedgerRow,
   ensureLedger,
   insertLedgerRow,
-  LEDGER_TABLE,
-  LEGACY_STAMP_OID,
   ledgerInsertSql,
   ledgerStorage,
   migrationNumber,
@@ -714,33 +713,10 @@ export class Migrator {
     client.on('error', (err) => this.opts.logger.warn({ err, role }, 'migration connection error'))
     await client.connect()
     try {
-      // PostgreSQL 15's advice for securing `public`, a schema named after the role, puts
-      // `"$user"` ahead of `public`: objects are then created in that empty schema while
-      // the club's tables are in `public`, every existence check would look in the wrong
-      // place, and the chain would build a second, empty copy of the tables (and of the
-      // ledger) that every unqualified query then reads. So when the current schema is the
-      // role's own and this service's ledger (it has a `checksum` column), else the legacy
-      // stamp beside the club's `players`, else the club's `players` and `teams` side by
-      // side (the stamp dropped by hand, no ledger yet), is found further along the
-      // search_path, that schema goes first. Nothing else moves: a `schema_migrations` or
-      // `alembic_version` of another application elsewhere on the path is none of this
-      // chain's business.
+      // The club's schema first (CLUB_SCHEMA_FIRST), and the session's pid.
       const setup = (await client.query(
         `SET statement_timeout = ${Math.trunc(this.opts.statementTimeoutMs)};
-         SELECT set_config('search_path', quote_ident(n.nspname) || ', ' || current_setting('search_path'), false)
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.oid = coalesce(
-                  (SELECT l.oid FROM pg_class l
-                    WHERE l.oid = to_regclass('${LEDGER_TABLE}')
-                      AND EXISTS (SELECT 1 FROM pg_attribute a
-                                   WHERE a.attrelid = l.oid AND a.attname = 'checksum' AND NOT a.attisdropped)),
-                  ${LEGACY_STAMP_OID},
-                  (SELECT p.oid FROM pg_class p
-                    WHERE p.oid = to_regclass('players')
-                      AND p.relnamespace = (SELECT t.relnamespace FROM pg_class t
-                                             WHERE t.oid = to_regclass('teams'))))
-            AND current_schema() = current_user
-            AND n.nspname IS DISTINCT FROM current_schema();
+         ${CLUB_SCHEMA_FIRST};
          SELECT pg_backend_pid() AS pid`,
       )) as unknown as pg.QueryResult[]
       // The session's own pid, in the same round trip: a run watches what blocks it and

@@ -1,8 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
 import { canonicalDefinition, schemaSnapshot } from '../../src/migrate/catalog.js'
 import { SCHEMA_SNAPSHOT } from '../../src/migrate/loader.js'
 import { Migrator } from '../../src/migrate/migrator.js'
+import { ADMIN_TOKEN, AUTH } from '../helpers/app.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { withClient } from '../helpers/postgres.js'
 
@@ -143,6 +146,69 @@ it('a schema named after the role, and no stamp or ledger: the chain finds the c
   expect(found).toEqual({ inRoleSchema: [], players: before, ledger: 23 })
   expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
 })
+
+// A copy of the club's tables kept in the role's schema (a backup before a hand fix), and
+// the empty ledger a first run that failed there left behind: neither is the club.
+it.each([
+  // Empty, so that which one requests read shows.
+  ['an empty copy of players', 'CREATE TABLE players (LIKE public.players INCLUDING ALL)'],
+  [
+    'copies of players and teams, and an empty ledger',
+    `CREATE TABLE players AS SELECT * FROM public.players WHERE id < 3;
+     CREATE TABLE teams AS SELECT * FROM public.teams;
+     CREATE TABLE schema_migrations (name text PRIMARY KEY, checksum text NOT NULL)`,
+  ],
+])(
+  'a schema named after the role holding %s: the chain still migrates public, and requests read it',
+  async (_what, copies) => {
+    const incident = await database('incident')
+    const before = await withClient(incident.url, async (c) => ({
+      players: (await c.query('SELECT count(*)::int AS n FROM public.players')).rows[0].n,
+    }))
+    const inRoleSchema = async () =>
+      withClient(incident.url, async (c) =>
+        (
+          await c.query<{ name: string }>(
+            'SELECT relname AS name FROM pg_class WHERE relnamespace = current_user::regnamespace AND relkind = $1 ORDER BY 1',
+            ['r'],
+          )
+        ).rows.map((r) => r.name),
+      )
+    await withClient(incident.url, (c) =>
+      c.query(`CREATE SCHEMA AUTHORIZATION CURRENT_USER; SET search_path = "$user"; ${copies}`),
+    )
+    const copied = await inRoleSchema()
+    const migrator = new Migrator({ connectionString: incident.url })
+    expect(await migrator.up()).toHaveLength(23)
+    const found = await withClient(incident.url, async (c) => ({
+      ledger: (await c.query('SELECT count(*)::int AS n FROM public.schema_migrations')).rows[0].n,
+      rosters: (await c.query("SELECT to_regclass('public.player_teams') IS NOT NULL AS t")).rows[0]
+        .t,
+    }))
+    expect(found).toEqual({ ledger: 23, rosters: true })
+    // The copies are left as they were, and nothing was added beside them.
+    expect(await inRoleSchema()).toEqual(copied)
+    expect((await migrator.inspect()).drift).toEqual({ status: 'none', differences: [] })
+    // The request pool reads the club too (its sessions get the same search_path).
+    const t = await buildApp({
+      config: loadConfig({ DATABASE_URL: incident.url, ADMIN_TOKEN, LOG_LEVEL: 'silent' }),
+      databaseUrl: incident.url,
+      adminToken: ADMIN_TOKEN,
+      logger: false,
+    })
+    try {
+      await t.ready()
+      await t.migrations.supervisor.settled()
+      const res = await t.inject({ url: '/players?limit=100', headers: AUTH })
+      expect(res.statusCode).toBe(200)
+      expect(res.json().items).toHaveLength(Math.min(100, before.players))
+      // Each player with its roster entries: read from public.player_teams.
+      expect(res.json().items.some((p: { teams: unknown[] }) => p.teams.length > 0)).toBe(true)
+    } finally {
+      await t.close()
+    }
+  },
+)
 
 // ...and only then: another application's tables further along the search_path are left
 // alone, whatever they are called.
