@@ -8,6 +8,7 @@ import {
   isConnectionError,
   isSqlState,
   MigrationLoadError,
+  RevertRefusedError,
   StopRequestedError,
 } from '../migrate/errors.js'
 import { lockHolder } from '../migrate/lock.js'
@@ -190,7 +191,7 @@ function verifyProblems(i: Inspection): string[] {
     if (m.status === 'unknown')
       problems.push(`unknown: ${m.name} is in the ledger, not in this build`)
     if (m.checksumMatches === false)
-      problems.push(`checksum: ${m.name} differs from the source this build applied`)
+      problems.push(`checksum: ${m.name} in this build is not the source that was applied`)
   }
   for (const d of i.drift.differences) problems.push(`drift: ${d}`)
   return problems
@@ -297,15 +298,8 @@ async function up(
 }
 
 async function down(migrator: Migrator, out: Output) {
-  const [migrations, rows] = await Promise.all([migrator.migrations(), migrator.ledger()])
-  const known = new Set(migrations.map((m) => m.name))
-  const unknown = rows.filter((r) => !known.has(r.name)).map((r) => r.name)
-  if (unknown.length > 0) {
-    // Reverting an older migration under a newer one would pull the floor from under it.
-    throw new CliFailure(
-      `refusing to revert: the ledger lists migrations this build does not know (${unknown.join(', ')}); revert them with the build that has them`,
-    )
-  }
+  // Refused under the lock when the ledger lists a newer release's migrations
+  // (RevertRefusedError): reverting an older one under it would pull its floor away.
   const reverted = await migrator.down()
   if (out.json) return out.document({ command: 'down', reverted })
   out.line(
@@ -341,6 +335,7 @@ async function verify(migrator: Migrator, out: Output) {
 
 function describeFailure(err: unknown, migrator: Migrator | undefined, command: string) {
   if (err instanceof CliFailure) return err
+  if (err instanceof RevertRefusedError) return new CliFailure(err.message, EXIT.failure)
   if (err instanceof StopRequestedError) {
     // The running migration either committed within the grace period or was cancelled.
     const cancelled = err.cause === undefined ? '' : ` (${err.message})`

@@ -6,6 +6,16 @@ export class StopRequestedError extends Error {
   readonly code = 'STOP_REQUESTED'
 }
 
+/** `down` while the ledger lists migrations this build does not know (a newer release's). */
+export class RevertRefusedError extends Error {
+  override name = 'RevertRefusedError'
+  constructor(readonly unknown: string[]) {
+    super(
+      `refusing to revert: the ledger lists migrations this build does not know (${unknown.join(', ')}); revert them with the build that has them`,
+    )
+  }
+}
+
 /** A migration module that cannot be used (it does not import, or has no `up()`): names it. */
 export class MigrationLoadError extends Error {
   override name = 'MigrationLoadError'

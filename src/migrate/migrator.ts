@@ -9,6 +9,7 @@ import {
   LOCK_NOT_AVAILABLE,
   MigrationLoadError,
   QUERY_CANCELED,
+  RevertRefusedError,
   rootCause,
   StopRequestedError,
   toRunError,
@@ -215,7 +216,10 @@ export class Migrator {
       const count = (s: MigrationView['status']) => migrations.filter((m) => m.status === s).length
       const pending = migrations.length - count('applied') - count('unknown')
       let drift: DriftReport = { status: 'unknown', differences: [] }
-      if (expected && pending === 0) {
+      // Not while migrations are pending, nor while the ledger lists a newer release's:
+      // that release's schema is not this build's to call drift (an old replica during a
+      // rollout, or after a rollback, would say "someone changed the schema by hand").
+      if (expected && pending === 0 && count('unknown') === 0) {
         const differences = diffSnapshots(expected, await schemaSnapshot(client))
         drift = { status: differences.length > 0 ? 'drift' : 'none', differences }
       }
@@ -361,13 +365,21 @@ export class Migrator {
   }
 
   /**
-   * Reverts the last applied migration that has a `down`, with its ledger row, in one
-   * transaction. Creates nothing: with no ledger there is nothing to revert.
+   * Reverts the last applied migration that has a `down`, with its ledger row: in one
+   * transaction, or, for a migration with `transaction = false`, as its `up` ran (each
+   * statement on its own, the ledger row removed last). Creates nothing: with no ledger
+   * there is nothing to revert. Refuses, under the lock, while the ledger lists a
+   * migration this build does not know: a newer release's would lose its floor, and one
+   * may have been applied while this run waited for the lock.
    */
   async down(): Promise<string | null> {
     return this.locked(async (work) => {
       const migrations = await this.migrations()
-      const applied = new Set((await readLedger(work)).map((r) => r.name))
+      const rows = await readLedger(work)
+      const known = new Set(migrations.map((m) => m.name))
+      const unknown = rows.filter((r) => !known.has(r.name)).map((r) => r.name)
+      if (unknown.length > 0) throw new RevertRefusedError(unknown)
+      const applied = new Set(rows.map((r) => r.name))
       const last = migrations.filter((m) => applied.has(m.name)).at(-1)
       if (!last) return null
       const module = await last.load()
@@ -377,14 +389,24 @@ export class Migrator {
       this.run.current = last.name
       const changes: Change[] = []
       const context = this.context(work, changes)
-      await work.query(`BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`)
-      try {
-        await module.down({ name: last.name, context })
-        await deleteLedgerRow(work, last.name)
-        await work.query('COMMIT')
-      } catch (err) {
-        await work.query('ROLLBACK').catch(() => {})
-        throw err
+      if (module.transaction === false) {
+        await work.query(`SET lock_timeout = ${this.opts.lockTimeoutMs}`)
+        try {
+          await module.down({ name: last.name, context })
+          await deleteLedgerRow(work, last.name)
+        } finally {
+          await work.query('RESET lock_timeout').catch(() => {})
+        }
+      } else {
+        await work.query(`BEGIN; SET LOCAL lock_timeout = ${this.opts.lockTimeoutMs}`)
+        try {
+          await module.down({ name: last.name, context })
+          await deleteLedgerRow(work, last.name)
+          await work.query('COMMIT')
+        } catch (err) {
+          await work.query('ROLLBACK').catch(() => {})
+          throw err
+        }
       }
       this.opts.logger.info({ migration: last.name, changes }, 'migration reverted')
       return last.name

@@ -249,6 +249,23 @@ describe('migrate CLI on a real database', () => {
     expect(await ledgerNames(db.url)).toHaveLength(23)
   })
 
+  it("down refuses while the ledger lists a newer release's migration, and changes nothing", async () => {
+    const db = await database('empty')
+    const env = { DATABASE_URL: db.url }
+    expect((await cli(['up'], env)).code).toBe(0)
+    await withClient(db.url, (c) =>
+      c.query(`INSERT INTO schema_migrations (name, checksum, outcome, duration_ms)
+               VALUES ('099_from_a_newer_release', 'sha256:0', 'ran', 1)`),
+    )
+    const run = await cli(['down'], env)
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain(
+      'refusing to revert: the ledger lists migrations this build does not know (099_from_a_newer_release); revert them with the build that has them',
+    )
+    expect(run.stderr).not.toContain('down failed')
+    expect(await ledgerNames(db.url)).toHaveLength(24)
+  })
+
   it('down on a database the chain never ran on reverts nothing and creates nothing', async () => {
     const db = await database('empty')
     const run = await cli(['down'], { DATABASE_URL: db.url })
