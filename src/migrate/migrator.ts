@@ -106,6 +106,12 @@ export interface RunView {
   lastError: RunError | null
   lockHolder: LockHolder | null
   blockedBy: BlockingSession[]
+  /**
+   * After a failure with a connection-class error during a migration: whether the run's
+   * own session had gone (terminated, cut off) rather than answering the migration's
+   * statement with that error (an `ALTER DATABASE` naming no database: 3D000).
+   */
+  sessionLost?: boolean
 }
 
 const silent: MigratorLogger = { info() {}, warn() {}, error() {}, debug() {} }
@@ -483,9 +489,18 @@ export class Migrator {
     )
     // Before the connection opens: a run that fails to connect names no migration of an
     // earlier run as its own.
-    this.run = { ...this.run, state: 'idle', current: null, lockHolder: null, blockedBy: [] }
+    this.run = {
+      ...this.run,
+      state: 'idle',
+      current: null,
+      lockHolder: null,
+      blockedBy: [],
+      sessionLost: false,
+    }
+    let session: pg.Client | undefined = options.work
     try {
       const work = options.work ?? (await this.connect('migration'))
+      session = work
       if (!options.work) opened.push(work)
       this.active = { pid: this.backendPids.get(work) ?? 0, done }
       let waitingLogged = false
@@ -536,6 +551,14 @@ export class Migrator {
           { cause },
         )
       }
+      // A connection-class error in a migration: did the session go, or did it answer the
+      // migration's own statement with that code? It answers a `SELECT 1` in the second case
+      // (the migration's transaction was rolled back in applyOnce).
+      const sessionLost =
+        !(cause instanceof StopRequestedError) &&
+        this.run.current !== null &&
+        isConnectionError(cause) &&
+        !(session && (await answers(session)))
       this.run =
         cause instanceof StopRequestedError
           ? { ...this.run, state: 'idle', current: null, lockHolder: null }
@@ -546,6 +569,7 @@ export class Migrator {
               lockHolder: null,
               // Who blocked it is in the log; nothing runs now, so nothing is blocked.
               blockedBy: [],
+              sessionLost,
             }
       throw cause
     } finally {
@@ -767,18 +791,32 @@ export class Migrator {
    * the whole connection timeout.
    */
   async reachable(timeoutMs = 2000): Promise<boolean> {
+    // A bare session (no set-up query: it reads nothing that a lock could hold), ended
+    // whatever happens, also when it is still connecting or querying at the deadline.
+    const client = new pg.Client({
+      connectionString: this.opts.connectionString,
+      application_name: `${this.opts.applicationName}:ping`,
+      connectionTimeoutMillis: timeoutMs,
+    })
+    client.on('error', () => {})
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs)
     })
-    const answered = this.withClient('ping', (c) => c.query('SELECT 1')).then(
-      () => true,
-      () => false,
-    )
+    const answered = client
+      .connect()
+      .then(() => client.query('SELECT 1'))
+      .then(
+        () => true,
+        () => false,
+      )
     try {
       return await Promise.race([answered, timedOut])
     } finally {
       clearTimeout(timer)
+      // Also when still connecting or querying at the deadline: a query in progress ends
+      // with the socket.
+      void endClient(client)
     }
   }
 
@@ -820,5 +858,24 @@ function appliedView(row: LedgerRow | undefined, checksum: string | null): Migra
     checksum: row?.checksum ?? null,
     checksumMatches: row && checksum ? row.checksum === checksum : null,
     changes: row?.changes ?? [],
+  }
+}
+
+/** Whether `client` still answers a `SELECT 1` within `timeoutMs`. */
+async function answers(client: pg.Client, timeoutMs = 1000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs)
+  })
+  try {
+    return await Promise.race([
+      client.query('SELECT 1').then(
+        () => true,
+        () => false,
+      ),
+      timedOut,
+    ])
+  } finally {
+    clearTimeout(timer)
   }
 }

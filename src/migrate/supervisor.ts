@@ -141,12 +141,14 @@ export class MigrationSupervisor {
         failures++
         // The migration the run was applying when it failed, if any (the run clears it
         // when it starts, so a failure to connect names none).
-        const migration = this.migrator.view().current
-        // A connection error in the middle of a migration is an outage only when the
-        // database does not answer a new session either: its session alone was ended
+        const view = this.migrator.view()
+        const migration = view.current
+        // A connection-class error in a migration's own statement (an `ALTER DATABASE` naming
+        // no database) is that migration's defect. Its session gone is an outage only when
+        // the database does not answer a new session either: the session alone ended
         // (`pg_terminate_backend`, a pooler's reaper) is a failed attempt at that
         // migration, retried as soon as an outage would be.
-        const lost = isConnectionError(err)
+        const lost = isConnectionError(err) && (migration === null || view.sessionLost === true)
         const unreachable = lost && (migration === null || !(await this.migrator.reachable()))
         if (this.stopped) return
         this.phase = unreachable ? 'database-unavailable' : 'migration-failed'

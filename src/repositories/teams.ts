@@ -85,8 +85,9 @@ export function createTeamsRepository(db: Queryable) {
       const { rowCount } = await db.query(
         `WITH locked AS (
            SELECT p.id FROM players p
-            WHERE p.team_id = $1
-               OR p.id IN (SELECT pt.player_id FROM player_teams pt WHERE pt.team_id = $1)
+            WHERE EXISTS (SELECT 1 FROM teams WHERE id = $1)
+              AND p.id IN (SELECT id FROM players WHERE team_id = $1
+                           UNION SELECT player_id FROM player_teams WHERE team_id = $1)
             ORDER BY p.id
               FOR NO KEY UPDATE OF p
          )

@@ -171,6 +171,39 @@ describe('the migration lock', () => {
     }
   })
 
+  it("a migration's own statement failing with a connection-class code is that migration's defect", async () => {
+    const db = await createTestDatabase('empty')
+    databases.push(db)
+    // 3D000 (invalid_catalog_name) is also what a database that is not there yet says.
+    const dir = await writeChain({
+      '001_typo': 'await context.query("ALTER DATABASE no_such_database_x SET work_mem = \'1MB\'")',
+    })
+    const lines: Array<string | undefined> = []
+    const record = (_obj: object, msg?: string) => lines.push(msg)
+    const logger: MigratorLogger = { info: record, warn: record, error: record, debug: () => {} }
+    const migrator = new Migrator({ connectionString: db.url, migrationsDir: dir, logger })
+    const supervisor = new MigrationSupervisor(migrator, {
+      migrateOnBoot: true,
+      logger,
+      retryMs: 60_000,
+      failedRetryMs: 30_000,
+    })
+    void supervisor.start()
+    try {
+      await expect.poll(() => supervisor.status().lastError, { timeout: 10_000 }).not.toBeNull()
+      expect(supervisor.blocker()).toBe('migration-failed')
+      expect(supervisor.status().lastError).toMatchObject({ migration: '001_typo', code: '3D000' })
+      expect(migrator.view().sessionLost).toBe(false)
+      expect(lines).toContain('migration failed; will retry')
+      // The defect's cadence (30 s here), not the outage's (60 s here).
+      const retryInMs = Date.parse(supervisor.status().nextAttemptAt ?? '') - Date.now()
+      expect(retryInMs).toBeGreaterThan(20_000)
+      expect(retryInMs).toBeLessThanOrEqual(30_000)
+    } finally {
+      await supervisor.stop()
+    }
+  })
+
   it('an up-to-date boot neither takes nor waits for the lock', async () => {
     const db = await createTestDatabase('empty')
     databases.push(db)
