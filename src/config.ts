@@ -6,6 +6,8 @@ import { Check, Convert, Default } from '@sinclair/typebox/value'
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 /** One or more characters, none of them whitespace. */
 const NO_WHITESPACE = '^\\S+$'
+/** What a bearer token can carry in a header: visible ASCII, no whitespace, no control or zero-width character. */
+const VISIBLE_ASCII = '^[!-~]+$'
 
 /** The rule a variable broke, in words, where TypeBox's would only quote a pattern. */
 const RULES: Record<string, string> = {
@@ -14,7 +16,7 @@ const RULES: Record<string, string> = {
   // A bearer token cannot hold whitespace (RFC 6750's b64token), so such a value could
   // never be presented. Seen: a Secret made with `--from-file` keeps the file's last newline.
   ADMIN_TOKEN:
-    'expected one or more characters and no whitespace (a Secret made from a file keeps its trailing newline)',
+    'expected one or more visible ASCII characters, no whitespace (a Secret made from a file keeps its trailing newline)',
 }
 
 /** The environment the service reads, validated once at start (CONTRACT.md, "Environment"). */
@@ -23,7 +25,7 @@ export const ConfigSchema = Type.Object({
   MIGRATION_DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ pattern: NO_WHITESPACE, default: '0.0.0.0' }),
-  ADMIN_TOKEN: Type.Optional(Type.String({ pattern: NO_WHITESPACE })),
+  ADMIN_TOKEN: Type.Optional(Type.String({ pattern: VISIBLE_ASCII })),
   MIGRATE_ON_BOOT: Type.Boolean({ default: true }),
   MIGRATIONS_DIR: Type.Optional(Type.String({ minLength: 1 })),
   LOG_LEVEL: Type.Union(

@@ -108,7 +108,11 @@ export async function startEmbeddedDatabase(
     const { mode } = await stat(root)
     if ((mode & 0o001) === 0) await chmod(root, (mode & 0o7777) | 0o001)
   }
-  const { password, adminToken } = await secrets(root)
+  const { password, adminToken } = await secrets(root).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(
+      `DATA_DIR ${root} is not usable (${err.code ?? err.message}: ${join(root, 'secrets.json')}): set DATA_DIR to a writable directory, or set DATABASE_URL`,
+    )
+  })
   const signalListeners = {
     SIGINT: process.listeners('SIGINT'),
     SIGTERM: process.listeners('SIGTERM'),

@@ -46,6 +46,8 @@ describe('configuration from the environment', () => {
     // A bearer token with whitespace could never be presented: every admin request a 401.
     [{ ADMIN_TOKEN: 'tok-0123456789abcdef\n' }, /ADMIN_TOKEN: .*no whitespace .*trailing newline/],
     [{ ADMIN_TOKEN: 'two words' }, /ADMIN_TOKEN: .*no whitespace/],
+    [{ ADMIN_TOKEN: 'zero\u200bwidth' }, /ADMIN_TOKEN: expected one or more visible ASCII/],
+    [{ ADMIN_TOKEN: 'ctrl\u0001char' }, /ADMIN_TOKEN: expected one or more visible ASCII/],
     [{ ADMIN_TOKEN: '' }, /ADMIN_TOKEN/],
     [{ HOST: ' ' }, /HOST: expected a host name or address, without spaces/],
     [{ HOST: '' }, /HOST/],

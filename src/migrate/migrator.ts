@@ -137,6 +137,8 @@ export class Migrator {
   private active: { pid: number; done: Promise<unknown> } | undefined
   /** Each session's backend pid, read when it opened (`connect`). */
   private readonly backendPids = new WeakMap<pg.Client, number>()
+  /** A `down` is in progress (for the stop message: a cancelled revert leaves it applied). */
+  private reverting = false
   /** The ledger's `applied_by`, host:pid: built once per migrator, not once per migration. */
   private readonly appliedBy = `${hostname()}:${process.pid}`
   /** What the legacy Alembic stamp vouches for in this run (`readLegacyStamp`). */
@@ -248,6 +250,7 @@ export class Migrator {
    * `to` stops after that migration (tests, and the CLI's partial runs).
    */
   async up(options: { to?: string } = {}): Promise<string[]> {
+    this.reverting = false
     // The ledger is read without the lock on what becomes the run's work session: an
     // up-to-date boot (most of them) ends here, and a run saves a connection.
     const { pending: likelyPending, work } = await this.pendingWithoutLock()
@@ -379,6 +382,7 @@ export class Migrator {
    * may have been applied while this run waited for the lock.
    */
   async down(): Promise<string | null> {
+    this.reverting = false
     return this.locked(async (work) => {
       const migrations = await this.migrations()
       const rows = await readLedger(work)
@@ -393,6 +397,7 @@ export class Migrator {
         throw new Error(`migration ${last.name} has no down(); it cannot be reverted`)
       }
       this.run.current = last.name
+      this.reverting = true
       const changes: Change[] = []
       const context = this.context(work, changes)
       if (module.transaction === false) {
@@ -547,7 +552,9 @@ export class Migrator {
       // The cancel `stop()` sent after the grace period: a stop, not a failed migration.
       if (this.stopping && this.run.current !== null && errorCode(cause) === QUERY_CANCELED) {
         cause = new StopRequestedError(
-          `${this.run.current} was cancelled to stop: it is not recorded and runs again next time`,
+          this.reverting
+            ? `the revert of ${this.run.current} was cancelled to stop: it stays applied`
+            : `${this.run.current} was cancelled to stop: it is not recorded and runs again next time`,
           { cause },
         )
       }
