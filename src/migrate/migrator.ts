@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
-import { endClient } from '../lib/end-client.js'
+import { endClient, succeedsWithin } from '../lib/end-client.js'
 import { diffSnapshots, schemaSnapshot } from './catalog.js'
 import {
   errorCode,
@@ -565,7 +565,7 @@ export class Migrator {
         !(cause instanceof StopRequestedError) &&
         this.run.current !== null &&
         isConnectionError(cause) &&
-        !(session && (await answers(session)))
+        !(session && (await succeedsWithin(session.query('SELECT 1'), 1000)))
       this.run =
         cause instanceof StopRequestedError
           ? { ...this.run, state: 'idle', current: null, lockHolder: null }
@@ -806,21 +806,12 @@ export class Migrator {
       connectionTimeoutMillis: timeoutMs,
     })
     client.on('error', () => {})
-    let timer: NodeJS.Timeout | undefined
-    const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs)
-    })
-    const answered = client
-      .connect()
-      .then(() => client.query('SELECT 1'))
-      .then(
-        () => true,
-        () => false,
-      )
     try {
-      return await Promise.race([answered, timedOut])
+      return await succeedsWithin(
+        client.connect().then(() => client.query('SELECT 1')),
+        timeoutMs,
+      )
     } finally {
-      clearTimeout(timer)
       // Also when still connecting or querying at the deadline: a query in progress ends
       // with the socket.
       void endClient(client)
@@ -865,24 +856,5 @@ function appliedView(row: LedgerRow | undefined, checksum: string | null): Migra
     checksum: row?.checksum ?? null,
     checksumMatches: row && checksum ? row.checksum === checksum : null,
     changes: row?.changes ?? [],
-  }
-}
-
-/** Whether `client` still answers a `SELECT 1` within `timeoutMs`. */
-async function answers(client: pg.Client, timeoutMs = 1000): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timedOut = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs)
-  })
-  try {
-    return await Promise.race([
-      client.query('SELECT 1').then(
-        () => true,
-        () => false,
-      ),
-      timedOut,
-    ])
-  } finally {
-    clearTimeout(timer)
   }
 }

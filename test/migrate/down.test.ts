@@ -1,4 +1,3 @@
-import { appendFile } from 'node:fs/promises'
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { RevertRefusedError } from '../../src/migrate/errors.js'
@@ -28,22 +27,18 @@ const ledgerNames = (url: string) =>
     ),
   )
 
-const REVERSIBLE = {
-  '001_first': "await context.query('CREATE TABLE IF NOT EXISTS t_first (id int)')",
-  '002_second': "await context.query('CREATE TABLE IF NOT EXISTS t_second (id int)')",
+/** Two migrations, each with a down() dropping its table (a body may close `up` and go on). */
+const reversibleChain = () =>
+  writeChain({
+    '001_first': `await context.query('CREATE TABLE IF NOT EXISTS t_first (id int)')
 }
-/** A chain whose migrations each have a down() dropping their table. */
-async function reversibleChain() {
-  const dir = await writeChain(REVERSIBLE)
-  for (const name of Object.keys(REVERSIBLE)) {
-    const table = name === '001_first' ? 't_first' : 't_second'
-    await appendFile(
-      `${dir}/${name}.mjs`,
-      `export async function down({ context }) { await context.query('DROP TABLE ${table}') }\n`,
-    )
-  }
-  return dir
+export async function down({ context }) {
+  await context.query('DROP TABLE t_first')`,
+    '002_second': `await context.query('CREATE TABLE IF NOT EXISTS t_second (id int)')
 }
+export async function down({ context }) {
+  await context.query('DROP TABLE t_second')`,
+  })
 
 describe('down', () => {
   it('refuses, under the lock, when a newer release applied a migration while it waited', async () => {
